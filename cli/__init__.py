@@ -1,0 +1,1 @@
+"""The `pathway` command-line interface (click), a thin layer over `pathway.Clinic`."""

@@ -1,0 +1,508 @@
+"""The `pathway` command: a thin layer over `pathway.Clinic`.
+
+Each command parses its options, calls the library once and prints the result.
+Library errors become exit codes in one place (`PathwayGroup.invoke`):
+0 done, 1 error or invalid input, 2 usage, 3 refused by a guard or role,
+4 not found, 5 concurrent change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.output import checks_text, day, emit_json, status_text, table
+
+if TYPE_CHECKING:
+    from pathway import Clinic
+
+DEFAULT_DB = "sqlite:///pathway.db"
+DEMO_DB = "sqlite:///demo.db"
+
+
+@dataclass
+class Settings:
+    db: str
+    actor: str | None
+    role: str
+    workflows: tuple[str, ...]
+    db_given: bool
+    json: bool = False
+    clinics: list[Clinic] = field(default_factory=list)
+
+    def clinic(self, db: str | None = None) -> Clinic:
+        from pathway import Clinic
+
+        clinic = Clinic.open(
+            db or self.db, workflows=self.workflows, actor=self.actor, role=self.role
+        )
+        self.clinics.append(clinic)
+        return clinic
+
+    def catalog(self) -> Any:
+        from pathway import Catalog
+
+        return Catalog.discover(self.workflows)
+
+
+def _error_json(exc: Exception) -> dict[str, Any]:
+    from pathway import GuardRefused, InvalidInput
+    from pathway.verdicts import reasons
+
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, GuardRefused):
+        body = {
+            "refused": True,
+            "trigger": exc.trigger,
+            "reasons": reasons(list(exc.verdicts)),
+            "message": str(exc),
+        }
+    elif isinstance(exc, InvalidInput):
+        body["problems"] = list(exc.problems)
+    return body
+
+
+class PathwayGroup(click.Group):
+    """Maps library errors to exit codes and one clear message, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            from pathway import PathwayError
+
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if isinstance(exc, PathwayError):
+                code = exc.exit_code
+                message = str(exc)
+            else:
+                if os.environ.get("PATHWAY_DEBUG"):
+                    raise
+                code = 1
+                # Never echo SQL parameters (observation values) or a password.
+                detail = str(getattr(exc, "orig", None) or type(exc).__name__)
+                message = f"internal error ({type(exc).__name__}): {detail}"
+            if settings is not None and settings.json:
+                emit_json(_error_json(exc))
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(code)
+        finally:
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if settings is not None:
+                for clinic in settings.clinics:
+                    clinic.close()
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--json` on a printing command; remembered so errors print JSON too."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if isinstance(ctx.obj, Settings):
+            ctx.obj.json = value
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=remember, expose_value=True,
+        is_eager=True, help="Print JSON instead of text.",
+    )(fn)
+
+
+AT_HELP = "When it happened: ISO date or date-time (default now; a date is midnight UTC)."
+PATHWAY_HELP = "The pathway, when the patient has more than one open enrollment."
+
+
+@click.group(cls=PathwayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db", envvar="PATHWAY_DB", default=DEFAULT_DB, show_default=True,
+    help="Database URL: sqlite:///FILE or postgresql://HOST/DB (env PATHWAY_DB).",
+)
+@click.option("--actor", envvar="PATHWAY_ACTOR", help="Who is acting (env PATHWAY_ACTOR; default the OS user).")
+@click.option(
+    "--role", envvar="PATHWAY_ROLE", default="coordinator", show_default=True,
+    help="The acting role, e.g. coordinator or physician (env PATHWAY_ROLE).",
+)
+@click.option(
+    "--workflows", "workflow_dirs", multiple=True, type=click.Path(file_okay=False),
+    help="Extra directory of workflow YAML files (repeatable; env PATHWAY_WORKFLOWS).",
+)
+@click.version_option(package_name="pathway")
+@click.pass_context
+def cli(
+    ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]
+) -> None:
+    """pathway: clinical pathway workflow engine.
+
+    Enroll patients in a pathway, record what happened, and advance them
+    through guarded steps. `pathway demo` builds a demo database to explore.
+
+    Exit codes: 0 done, 1 error or invalid input, 2 usage, 3 refused by a
+    guard or role, 4 not found, 5 changed concurrently (retry).
+    """
+    source = ctx.get_parameter_source("db")
+    ctx.obj = Settings(
+        db=db, actor=actor, role=role, workflows=workflow_dirs,
+        db_given=source not in (click.core.ParameterSource.DEFAULT, None),
+    )
+
+
+def settings() -> Settings:
+    obj = click.get_current_context().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+# --- patients ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", required=True, help="The pathway id, e.g. cervical-neurotomy.")
+@click.option("--profile", help="Payer profile (default: the pathway's default, e.g. medicare).")
+@click.option("--name", help="Display name (the only personal data kept besides the identifier).")
+@click.option("--at", help=AT_HELP)
+@json_option
+def enroll(patient: str, pathway: str, profile: str | None, name: str | None, at: str | None,
+           as_json: bool) -> None:
+    """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts."""
+    status = settings().clinic().enroll(patient, pathway, profile=profile, name=name, at=at)
+    if as_json:
+        emit_json(status.to_dict())
+    else:
+        click.echo(f"enrolled {status.patient} in {status.pathway} v{status.version} "
+                   f"(profile {status.profile}): {status.state} since {day(status.to_dict()['since'])}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("kind")
+@click.argument("values", nargs=-1, metavar="FIELD=VALUE...")
+@click.option("--at", help=AT_HELP)
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def record(patient: str, kind: str, values: tuple[str, ...], at: str | None, pathway: str | None,
+           as_json: bool) -> None:
+    """Record an observation of KIND for PATIENT and print its id.
+
+    Lists are comma-separated (levels=C4-5,C5-6), an empty value is an empty
+    list (red_flags=), booleans are true/false/yes/no. `pathway workflows show
+    ID` lists every kind and field. Example:
+
+      pathway record MRN123 follow_up nrs=3 ndi=12 pgic=6 --at 2026-09-01
+    """
+    from pathway.fields import parse_assignments
+    from pathway.views import observation_dict
+
+    obs = settings().clinic().record(patient, kind, parse_assignments(values), at=at, pathway=pathway)
+    if as_json:
+        emit_json(observation_dict(obs))
+    else:
+        click.echo(f"recorded {obs.kind} {obs.id} for {patient} on {obs.day.isoformat()}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("observation_id", type=int)
+@click.option("--reason", required=True, help="Why the observation is wrong.")
+@click.option("--at", help=AT_HELP)
+@json_option
+def correct(patient: str, observation_id: int, reason: str, at: str | None, as_json: bool) -> None:
+    """Mark observation OBSERVATION_ID of PATIENT entered-in-error (it is kept, never edited).
+
+    Record the right value afterwards as a new observation.
+    """
+    from pathway.views import observation_dict
+
+    obs = settings().clinic().correct(patient, observation_id, reason=reason, at=at)
+    if as_json:
+        emit_json(observation_dict(obs))
+    else:
+        click.echo(f"marked {obs.kind} {obs.id} of {patient} entered-in-error: {reason}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("trigger")
+@click.option("--at", help=AT_HELP)
+@click.option("--reason", help="Why (required by hold, mark_ineligible, refer_elsewhere).")
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def advance(patient: str, trigger: str, at: str | None, reason: str | None, pathway: str | None,
+            as_json: bool) -> None:
+    """Fire TRIGGER for PATIENT if its guards pass; otherwise say every unmet criterion (exit 3)."""
+    result = settings().clinic().advance(patient, trigger, at=at, reason=reason, pathway=pathway)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(f"{patient}: {result.from_state} -> {result.to_state} ({trigger}, "
+                   f"{day(result.to_dict()['at'])})")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("trigger", required=False)
+@click.option("--at", help="Judge as of this time (default now).")
+@click.option("--reason", help="Judge as if this reason were given.")
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def check(patient: str, trigger: str | None, at: str | None, reason: str | None,
+          pathway: str | None, as_json: bool) -> None:
+    """Why can (or can't) PATIENT go on? Every possible trigger, or just TRIGGER, with every
+    unmet criterion. Changes nothing."""
+    from pathway.views import check_dict
+
+    s = settings()
+    checks = s.clinic().check(patient, trigger, at=at, pathway=pathway, role=s.role, reason=reason)
+    rows = [check_dict(c) for c in checks]
+    if as_json:
+        emit_json(rows)
+    elif not rows:
+        click.echo(f"{patient}: nothing can happen (the enrollment is closed)")
+    else:
+        click.echo("\n".join(checks_text(rows, indent="")))
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", help=PATHWAY_HELP)
+@click.option("--at", help="As of this time (default now).")
+@json_option
+def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> None:
+    """Where PATIENT stands: state, days in it against its SLA, and what could happen next."""
+    result = settings().clinic().status(patient, pathway=pathway, at=at).to_dict()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(status_text(result))
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def history(patient: str, pathway: str | None, as_json: bool) -> None:
+    """PATIENT's events, oldest first: who did what, when it took effect, when it was entered."""
+    from pathway.views import event_dict
+
+    events = [event_dict(e) for e in settings().clinic().history(patient, pathway=pathway)]
+    if as_json:
+        emit_json(events)
+        return
+    click.echo(table(
+        ["seq", "at", "trigger", "from", "to", "actor", "role", "recorded", "reason"],
+        [[e["seq"], day(e["at"]), e["trigger"], e["from"] or "", e["to"], e["actor"], e["role"],
+          (e["recorded_at"] or "")[:16].replace("T", " "), e["reason"] or ""] for e in events],
+    ))
+
+
+@cli.command("list")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--state", help="Only enrollments in this state.")
+@click.option("--open", "open_only", is_flag=True, help="Only open enrollments.")
+@json_option
+def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool) -> None:
+    """Enrollments, longest in their state first."""
+    rows = [r.to_dict() for r in settings().clinic().list(
+        pathway=pathway, state=state, open_only=open_only)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no enrollments match")
+        return
+    click.echo(table(
+        ["patient", "pathway", "state", "since", "days", "sla", "overdue"],
+        [[r["patient"], f"{r['pathway']} v{r['version']}", r["state"], day(r["since"]),
+          r["days_in_state"] if r["open"] else "", r["sla_days"] or "",
+          "OVERDUE" if r["overdue"] else ""] for r in rows],
+    ))
+
+
+@cli.command()
+@json_option
+def demo(as_json: bool) -> None:
+    """Build a demo database (demo.db, or --db) with scripted patients and print their status.
+
+    The default demo.db is rebuilt on every run; a database given with --db
+    must be empty.
+    """
+    from pathway import demo as demo_script
+
+    s = settings()
+    url = s.db if s.db_given else DEMO_DB
+    if not s.db_given:
+        _remove_sqlite_file(url)
+    clinic = s.clinic(url)
+    if clinic.list():
+        raise click.ClickException(
+            "the demo needs an empty database; this one has enrollments (give another --db)"
+        )
+    lines: list[str] = []
+    say = lines.append if as_json else click.echo
+    patients = demo_script.run(clinic, say)
+    statuses = [clinic.status(p).to_dict() for p in patients]
+    if as_json:
+        emit_json({"database": url, "narrative": lines, "patients": statuses})
+        return
+    click.echo("")
+    for st in statuses:
+        click.echo(status_text(st))
+        click.echo("")
+    click.echo(f"demo database: {url}  (try: pathway --db {url} check DEMO-002)")
+
+
+def _remove_sqlite_file(url: str) -> None:
+    path = url.removeprefix("sqlite:///")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+# --- workflows -----------------------------------------------------------------------------
+
+
+@cli.group()
+def workflows() -> None:
+    """Inspect and check workflow definitions."""
+
+
+@workflows.command("list")
+@json_option
+def workflows_list(as_json: bool) -> None:
+    """Every loaded pathway and version."""
+    rows = [
+        {"id": w.id, "version": w.version, "title": w.title, "region": w.region,
+         "states": len(w.states), "triggers": len(w.triggers), "source": w.source}
+        for w in settings().catalog().all()
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(["id", "version", "title", "region", "source"],
+                         [[r["id"], r["version"], r["title"], r["region"], r["source"]] for r in rows]))
+
+
+@workflows.command("show")
+@click.argument("workflow_id")
+@click.option("--version", "version", type=int, help="A version (default the latest).")
+@json_option
+def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None:
+    """States, transitions, observation kinds and profiles of WORKFLOW_ID."""
+    from pathway.describe import describe_workflow
+
+    wf = settings().catalog().get(workflow_id, version)
+    data = describe_workflow(wf)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{wf.id} v{wf.version}: {wf.title}")
+    click.echo(f"region {wf.region or '-'}; roles {', '.join(wf.roles)}; "
+               f"profiles {', '.join(wf.profiles)} (default {wf.default_profile})\n")
+    click.echo(table(["state", "sla_days", "kind", "description"],
+                     [[s["name"], s["sla_days"] or "", s["kind"], s["description"]]
+                      for s in data["states"]]))
+    click.echo("")
+    click.echo(table(["trigger", "from", "to", "roles", "guards"],
+                     [[t["trigger"], ", ".join(t["from"]), t["to"], ", ".join(t["roles"]),
+                       ", ".join(t["guards"]) + (" (reason required)" if t["reason_required"] else "")]
+                      for t in data["transitions"]]))
+    click.echo("")
+    for k in data["observations"]:
+        click.echo(f"{k['kind']} (recorded by {', '.join(k['roles'])}):")
+        for f in k["fields"]:
+            opt = "" if f["required"] else " (optional)"
+            click.echo(f"    {f['name']}: {f['allowed']}{opt}")
+
+
+@workflows.command("validate")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@json_option
+def workflows_validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check workflow FILES (default: every loaded workflow); exit 1 listing every problem."""
+    from pathway import DefinitionError
+    from pathway.guards import installed_guards
+    from pathway.loader import load_file
+
+    results = []
+    if not files:
+        for wf in settings().catalog().all():
+            results.append({"file": wf.source, "ok": True, "problems": []})
+    for f in files:
+        try:
+            wf = load_file(f, installed_guards())
+            results.append({"file": f, "ok": True, "id": wf.id, "version": wf.version, "problems": []})
+        except DefinitionError as exc:
+            results.append({"file": f, "ok": False, "problems": list(exc.problems)})
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            if r["ok"]:
+                click.echo(f"{r['file']}: ok")
+            else:
+                click.echo(f"{r['file']}: {len(r['problems'])} problem(s)")
+                for p in r["problems"]:
+                    click.echo(f"  {p}")
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+@workflows.command("diagram")
+@click.argument("workflow_id")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid stateDiagram-v2 or Graphviz DOT.")
+@click.option("--version", "version", type=int, help="A version (default the latest).")
+def workflows_diagram(workflow_id: str, fmt: str, version: int | None) -> None:
+    """Print WORKFLOW_ID's state diagram as Mermaid or DOT text."""
+    from pathway import diagram
+
+    wf = settings().catalog().get(workflow_id, version)
+    click.echo(diagram.mermaid(wf) if fmt == "mermaid" else diagram.dot(wf), nl=False)
+
+
+@workflows.command("schema")
+def workflows_schema() -> None:
+    """Print the JSON Schema of the workflow file format (for editors)."""
+    from pathway.schema import workflow_schema
+
+    emit_json(workflow_schema())
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest revision (Alembic)."""
+    from pathway.store import database
+
+    engine = database.create(settings().db)
+    try:
+        before, after = database.upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"{database.redact(str(engine.url))}: schema already at revision {after}")
+    else:
+        click.echo(f"{database.redact(str(engine.url))}: schema upgraded from "
+                   f"{before or 'empty'} to revision {after}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="pathway")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Turning API results into text for people (JSON comes from each result's `to_dict`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def day(iso_text: str | None) -> str:
+    return (iso_text or "")[:10]
+
+
+def checks_text(checks: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    lines = []
+    for c in checks:
+        mark = "ok     " if c["allowed"] else "blocked"
+        who = "" if c["role_allowed"] else f"  (needs {' or '.join(c['roles'])})"
+        lines.append(f"{indent}{mark}  {c['trigger']} -> {c['to']}{who}")
+        for r in c["reasons"]:
+            lines.append(f"{indent}           - {r['message']}")
+    return lines
+
+
+def status_text(s: dict[str, Any]) -> str:
+    who = s["patient"] + (f"  {s['name']}" if s.get("name") else "")
+    sla = f", SLA {s['sla_days']} d" if s.get("sla_days") else ""
+    overdue = "  OVERDUE" if s["overdue"] else ""
+    held = f" (held from {s['held_from']})" if s.get("held_from") else ""
+    lines = [
+        who,
+        f"  pathway  {s['pathway']} v{s['version']} (profile {s['profile']})",
+        f"  state    {s['state']}{held} since {day(s['since'])} "
+        f"({s['days_in_state']} days{sla}){overdue}",
+    ]
+    if not s["open"]:
+        lines.append(f"  closed   {day(s['closed_at'])}")
+    if s["triggers"]:
+        lines.append("  next:")
+        lines += checks_text(s["triggers"], indent="    ")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""The catalog of workflow definitions available to a clinic.
+
+Shipped pathways come from packages registered in the `pathway.workflows`
+entry-point group (each names a package whose directory holds `*.yaml` files);
+a clinic adds its own directories (YAML only). Every (id, version) stays
+loadable, so enrollments pinned to an older version keep working.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from pathway.definition import Workflow
+from pathway.errors import DefinitionError, NotFound
+from pathway.guards import GuardRegistry, installed_guards
+from pathway.loader import load_file
+
+WORKFLOWS_ENTRY_POINT_GROUP = "pathway.workflows"
+WORKFLOWS_ENV = "PATHWAY_WORKFLOWS"
+
+
+@cache
+def shipped_directories() -> tuple[Path, ...]:
+    """Directories of the packages registered under `pathway.workflows`."""
+    from importlib.metadata import entry_points
+
+    dirs: list[Path] = []
+    for ep in sorted(entry_points(group=WORKFLOWS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        module = ep.load()
+        for location in getattr(module, "__path__", []) or []:
+            dirs.append(Path(location))
+    return tuple(dirs)
+
+
+def env_directories() -> tuple[Path, ...]:
+    """Directories named in PATHWAY_WORKFLOWS (separated like PATH)."""
+    raw = os.environ.get(WORKFLOWS_ENV, "")
+    return tuple(Path(p) for p in raw.split(os.pathsep) if p)
+
+
+def workflow_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+class Catalog:
+    """Validated workflows by (id, version)."""
+
+    def __init__(self, workflows: Iterable[Workflow], guards: GuardRegistry) -> None:
+        self.guards = guards
+        self._by_key: dict[tuple[str, int], Workflow] = {}
+        for wf in workflows:
+            if wf.key in self._by_key:
+                other = self._by_key[wf.key].source
+                raise DefinitionError(
+                    wf.source, [f"{wf.id} version {wf.version} is also defined in {other}"]
+                )
+            self._by_key[wf.key] = wf
+
+    @classmethod
+    def discover(
+        cls, extra_dirs: Iterable[str | Path] = (), guards: GuardRegistry | None = None
+    ) -> Catalog:
+        """Load the shipped pathways plus every `*.yaml` in `extra_dirs` and PATHWAY_WORKFLOWS."""
+        guards = guards or installed_guards()
+        dirs = [*shipped_directories(), *env_directories(), *(Path(d) for d in extra_dirs)]
+        files: list[Path] = []
+        for d in dirs:
+            if not d.is_dir():
+                raise NotFound(f"workflow directory {str(d)!r} does not exist")
+            files += workflow_files(d)
+        problems: list[str] = []
+        loaded: list[Workflow] = []
+        for f in files:
+            try:
+                loaded.append(load_file(f, guards))
+            except DefinitionError as exc:
+                problems += [f"{exc.source}: {p}" for p in exc.problems]
+        if problems:
+            raise DefinitionError("workflows", problems)
+        return cls(loaded, guards)
+
+    def get(self, workflow_id: str, version: int | None = None) -> Workflow:
+        """The workflow `workflow_id` at `version` (the latest when None)."""
+        if version is not None:
+            try:
+                return self._by_key[(workflow_id, version)]
+            except KeyError:
+                raise NotFound(f"workflow {workflow_id} version {version} is not loaded") from None
+        versions = [v for (i, v) in self._by_key if i == workflow_id]
+        if not versions:
+            known = ", ".join(self.ids()) or "none"
+            raise NotFound(f"unknown pathway {workflow_id!r} (known: {known})")
+        return self._by_key[(workflow_id, max(versions))]
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(sorted({i for (i, _) in self._by_key}))
+
+    def all(self) -> tuple[Workflow, ...]:
+        return tuple(self._by_key[k] for k in sorted(self._by_key))
+
+    def versions(self, workflow_id: str) -> tuple[int, ...]:
+        return tuple(sorted(v for (i, v) in self._by_key if i == workflow_id))

@@ -1,0 +1,620 @@
+"""`Clinic`: the Python API, and the only place a transaction commits.
+
+    from pathway import Clinic
+    with Clinic.open("sqlite:///pathway.db", actor="dr.lee", role="physician") as clinic:
+        clinic.enroll("MRN123", "cervical-neurotomy", at="2026-01-05")
+        clinic.record("MRN123", "baseline", {"onset_date": "2025-06-01", "nrs": 7, ...})
+        clinic.advance("MRN123", "start_evaluation")
+
+Each write method is one transaction: the state change, its event and its
+outbox message commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pathway import fields
+from pathway.catalog import Catalog
+from pathway.definition import Workflow
+from pathway.errors import (
+    AmbiguousEnrollment,
+    ConcurrencyError,
+    EnrollmentClosed,
+    GuardRefused,
+    InvalidInput,
+    InvalidTime,
+    NotFound,
+    RoleRefused,
+)
+from pathway.machine import PathwayMachine, TriggerCheck, machine_for
+from pathway.record import Enrollment, Event, Observation, PatientRecord
+from pathway.store.repository import Store, Tx
+from pathway.timeutil import When, days_between, to_utc, utcnow
+from pathway.views import Status, Summary, Transitioned, iso
+
+PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+MAX_NAME = 200
+MAX_REASON = 2000
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
+
+
+def _check_patient_id(patient: str) -> str:
+    if not isinstance(patient, str) or not PATIENT_ID.match(patient):
+        shown = repr(patient)[:70]
+        raise InvalidInput(
+            f"patient: {shown} is not a valid identifier "
+            "(1-64 letters, digits and . _ : / -, starting with a letter or digit)"
+        )
+    return patient
+
+
+def _check_text(value: str | None, name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name}: expected text")
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInput(f"{name}: longer than {limit} characters")
+    if any(ord(c) < 32 and c not in "\t\n" for c in value):
+        raise InvalidInput(f"{name}: contains control characters")
+    return value or None
+
+
+class Clinic:
+    """A clinic's pathway engine over one database."""
+
+    def __init__(
+        self, store: Store, catalog: Catalog, *, actor: str | None = None, role: str = "coordinator"
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.actor = actor or default_actor()
+        self.role = role
+
+    @classmethod
+    def open(
+        cls,
+        url: str = "sqlite:///pathway.db",
+        *,
+        workflows: Iterable[str | Path] = (),
+        actor: str | None = None,
+        role: str = "coordinator",
+        create: bool = True,
+    ) -> Clinic:
+        """Open the database at `url` (creating the schema in an empty one) with the
+        shipped pathways plus any `workflows` directories. `actor` and `role` are the
+        defaults for every change made through this clinic."""
+        catalog = Catalog.discover(workflows)
+        store = Store.open(url, create=create)
+        return cls(store, catalog, actor=actor, role=role)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Clinic:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # helpers --------------------------------------------------------------------
+    def workflow_of(self, enrollment: Enrollment) -> Workflow:
+        return self.catalog.get(enrollment.pathway, enrollment.pathway_version)
+
+    def machine_of(self, workflow: Workflow) -> PathwayMachine:
+        return machine_for(workflow, self.catalog.guards)
+
+    def _who(self, actor: str | None, role: str | None) -> tuple[str, str]:
+        actor = _check_text(actor or self.actor, "actor", MAX_NAME) or "unknown"
+        role = _check_text(role or self.role, "role", 100) or "coordinator"
+        return actor, role
+
+    def _resolve(
+        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool
+    ) -> Enrollment:
+        """The enrollment a command means: the open one (chosen by `pathway` when there are
+        several), or for reading, the latest closed one."""
+        _check_patient_id(patient)
+        row = tx.find_patient(patient)
+        if row is None:
+            raise NotFound(
+                f"no patient {patient!r}: enroll them first (pathway enroll {patient} --pathway ID)"
+            )
+        found = tx.enrollments_of(row.id)
+        if pathway is not None:
+            found = [e for e in found if e.pathway == pathway]
+            if not found:
+                raise NotFound(f"{patient} has no enrollment in {pathway}")
+        open_ = [e for e in found if e.is_open]
+        if len(open_) > 1:
+            names = ", ".join(e.pathway for e in open_)
+            raise AmbiguousEnrollment(
+                f"{patient} has open enrollments in {names}: choose one with --pathway"
+            )
+        if open_:
+            return open_[0]
+        latest = found[-1]
+        if for_write:
+            raise EnrollmentClosed(
+                f"{patient}'s enrollment in {latest.pathway} is closed ({latest.state} since "
+                f"{iso(latest.entered_state_at)}): enroll again for a new episode"
+            )
+        return latest
+
+    def _record(
+        self,
+        tx: Tx,
+        enrollment: Enrollment,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        extra: Observation | None = None,
+    ) -> PatientRecord:
+        """Load what guards read: this enrollment and every same-region enrollment of the patient."""
+        workflow = self.workflow_of(enrollment)
+        row = tx.find_patient(enrollment.patient)
+        assert row is not None
+        siblings = [enrollment]
+        if workflow.region:
+            siblings = [
+                e
+                for e in tx.enrollments_of(row.id)
+                if e.id == enrollment.id or self._region_of(e) == workflow.region
+            ]
+        ids = [e.id for e in siblings]
+        by_id = {e.id: e for e in siblings}
+        observations = [
+            self._decoded(o, by_id[o.enrollment_id])
+            for o in tx.observations_of(ids, include_errors=False)
+        ]
+        if extra is not None:
+            observations.append(extra)
+        events = tx.events_of(ids)
+        return PatientRecord.build(
+            enrollment,
+            now,
+            [o for o in observations if o.enrollment_id == enrollment.id],
+            [e for e in events if e.enrollment_id == enrollment.id],
+            observations,
+            events,
+            reason=reason,
+        )
+
+    def _region_of(self, enrollment: Enrollment) -> str | None:
+        try:
+            return self.workflow_of(enrollment).region or None
+        except NotFound:
+            return None
+
+    def _decoded(self, obs: Observation, enrollment: Enrollment) -> Observation:
+        try:
+            kind = self.workflow_of(enrollment).kinds.get(obs.kind)
+        except NotFound:
+            kind = None
+        return replace(obs, data=fields.decode(kind, obs.data))
+
+    def _describe(self, enrollment: Enrollment) -> str:
+        return f"{enrollment.patient} ({enrollment.state})"
+
+    @staticmethod
+    def _outbox(tx: Tx, type_: str, enrollment: Enrollment, at: datetime, **body: Any) -> None:
+        message = {
+            "id": str(uuid.uuid4()),
+            "type": type_,
+            "enrollment": enrollment.id,
+            "patient": enrollment.patient,
+            "pathway": enrollment.pathway,
+            "pathway_version": enrollment.pathway_version,
+            **body,
+        }
+        tx.add_outbox(type=type_, enrollment_id=enrollment.id, payload=message, at=at)
+
+    # commands ---------------------------------------------------------------------
+    def enroll(
+        self,
+        patient: str,
+        pathway: str,
+        *,
+        profile: str | None = None,
+        name: str | None = None,
+        at: When = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Status:
+        """Enroll `patient` (an external identifier such as an MRN) in `pathway` at its
+        latest version; the patient is created on first enrollment. A new episode may
+        start once the previous enrollment in the pathway is closed."""
+        _check_patient_id(patient)
+        name = _check_text(name, "name", MAX_NAME)
+        actor, role = self._who(actor, role)
+        workflow = self.catalog.get(pathway)
+        profile = profile or workflow.default_profile
+        if profile not in workflow.profiles:
+            raise InvalidInput(
+                f"--profile: unknown profile {profile!r} for {pathway} "
+                f"(profiles: {', '.join(workflow.profiles)})"
+            )
+        if role not in workflow.roles:
+            raise RoleRefused(
+                f"cannot enroll in {pathway} as {role}: roles are {', '.join(workflow.roles)}",
+                workflow.roles,
+            )
+        recorded = utcnow()
+        when = to_utc(at, default=recorded)
+        with self.store.write() as tx:
+            row = tx.find_patient(patient)
+            if row is None:
+                patient_id = tx.add_patient(patient, name, recorded)
+            else:
+                patient_id = row.id
+                if name and name != row.display_name:
+                    tx.set_display_name(patient_id, name)
+            enrollment_id = tx.add_enrollment(
+                patient_id=patient_id,
+                pathway=workflow.id,
+                version=workflow.version,
+                profile=profile,
+                state=workflow.initial,
+                at=when,
+            )
+            enrollment = tx.enrollment(enrollment_id)
+            event = Event(
+                enrollment_id=enrollment_id,
+                seq=1,
+                trigger="enroll",
+                from_state=None,
+                to_state=workflow.initial,
+                actor=actor,
+                role=role,
+                effective_at=when,
+                recorded_at=recorded,
+                payload={"profile": profile},
+            )
+            tx.add_event(event)
+            self._outbox(
+                tx, "enrollment.opened", enrollment, recorded,
+                trigger="enroll", **{"from": None, "to": workflow.initial},
+                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+            )
+            return self._status(tx, enrollment, when, role=None)
+
+    def record(
+        self,
+        patient: str,
+        kind: str,
+        values: Mapping[str, Any],
+        *,
+        at: When = None,
+        pathway: str | None = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Observation:
+        """Record an observation of `kind` (fields validated, all problems at once).
+
+        Returns the stored observation (its `id` is what `correct` takes)."""
+        actor, role = self._who(actor, role)
+        recorded = utcnow()
+        when = to_utc(at, default=recorded)
+        with self.store.write() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=True)
+            workflow = self.workflow_of(enrollment)
+            spec = workflow.kinds.get(kind)
+            if spec is None:
+                raise InvalidInput(
+                    f"unknown observation kind {kind!r} in {workflow.id} "
+                    f"(kinds: {', '.join(workflow.kinds)})"
+                )
+            if role not in spec.roles:
+                raise RoleRefused(
+                    f"cannot record {kind} for {patient}: the {role} role may not; "
+                    f"it needs {' or '.join(spec.roles)}",
+                    spec.roles,
+                )
+            stored = fields.validate(spec, values)
+            candidate = Observation(
+                id=0,
+                enrollment_id=enrollment.id,
+                kind=kind,
+                data=fields.decode(spec, stored),
+                effective_at=when,
+                recorded_at=recorded,
+                actor=actor,
+                role=role,
+            )
+            if spec.guards:
+                record = self._record(tx, enrollment, when, extra=candidate)
+                verdicts = [self.catalog.guards.evaluate(workflow, g, record) for g in spec.guards]
+                if not all(v.passed for v in verdicts):
+                    messages = "; ".join(f.message for v in verdicts for f in v.failures)
+                    raise GuardRefused(
+                        f"cannot record {kind} for {patient}: {messages}", f"record {kind}", verdicts
+                    )
+            tx.touch(enrollment)
+            obs_id = tx.add_observation(
+                enrollment_id=enrollment.id,
+                kind=kind,
+                data=stored,
+                effective_at=when,
+                recorded_at=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._outbox(
+                tx, "observation.recorded", enrollment, recorded,
+                observation={"id": obs_id, "kind": kind},
+                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+            )
+            return replace(candidate, id=obs_id)
+
+    def correct(
+        self,
+        patient: str,
+        observation_id: int,
+        *,
+        reason: str,
+        at: When = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Observation:
+        """Mark an observation entered-in-error, with a reason. It is never edited or deleted;
+        record the right value as a new observation."""
+        actor, role = self._who(actor, role)
+        reason_text = _check_text(reason, "--reason", MAX_REASON)
+        if not reason_text:
+            raise InvalidInput("--reason: say why the observation is wrong")
+        recorded = utcnow()
+        when = to_utc(at, default=recorded)
+        with self.store.write() as tx:
+            _check_patient_id(patient)
+            row = tx.find_patient(patient)
+            obs = tx.observation(int(observation_id))
+            mine = {e.id: e for e in tx.enrollments_of(row.id)} if row else {}
+            if obs is None or obs.enrollment_id not in mine:
+                raise NotFound(f"{patient} has no observation {observation_id}")
+            if obs.entered_in_error:
+                raise InvalidInput(
+                    f"observation {observation_id} is already marked entered-in-error "
+                    f"({obs.error_reason})"
+                )
+            enrollment = mine[obs.enrollment_id]
+            spec = self.workflow_of(enrollment).kinds.get(obs.kind)
+            if spec is not None and role not in spec.roles:
+                raise RoleRefused(
+                    f"cannot correct {obs.kind} for {patient}: the {role} role may not; "
+                    f"it needs {' or '.join(spec.roles)}",
+                    spec.roles,
+                )
+            tx.touch(enrollment)
+            tx.mark_entered_in_error(obs.id, reason=reason_text, actor=actor, at=when)
+            self._outbox(
+                tx, "observation.corrected", enrollment, recorded,
+                observation={"id": obs.id, "kind": obs.kind}, reason=reason_text,
+                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+            )
+            return replace(
+                obs, entered_in_error=True, error_reason=reason_text, error_actor=actor, error_at=when
+            )
+
+    def advance(
+        self,
+        patient: str,
+        trigger: str,
+        *,
+        at: When = None,
+        reason: str | None = None,
+        pathway: str | None = None,
+        actor: str | None = None,
+        role: str | None = None,
+        expected_version: int | None = None,
+    ) -> Transitioned:
+        """Fire `trigger` for the patient's enrollment.
+
+        Raises InvalidTrigger (names the triggers possible now), RoleRefused,
+        GuardRefused (carries every verdict), InvalidTime (before the previous
+        event) or ConcurrencyError (someone else changed it; `expected_version`
+        makes a stale read count as that too)."""
+        actor, role = self._who(actor, role)
+        reason = _check_text(reason, "--reason", MAX_REASON)
+        recorded = utcnow()
+        when = to_utc(at, default=recorded)
+        with self.store.write() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=True)
+            if expected_version is not None and enrollment.version != expected_version:
+                raise ConcurrencyError(
+                    f"{patient} changed since it was read (version {expected_version}, "
+                    f"now {enrollment.version}): check its status and retry"
+                )
+            if when < enrollment.last_event_at:
+                raise InvalidTime(
+                    f"--at {iso(when)} is before {patient}'s previous event "
+                    f"({iso(enrollment.last_event_at)}); events must be in order"
+                )
+            workflow = self.workflow_of(enrollment)
+            machine = self.machine_of(workflow)
+            record = self._record(tx, enrollment, when, reason=reason)
+            fired = machine.fire(
+                enrollment.state, enrollment.held_from, trigger, record, role,
+                self._describe(enrollment),
+            )
+            dest_state = workflow.state(fired.dest)
+            held_from = enrollment.state if dest_state.hold else None
+            if dest_state.hold and workflow.state(enrollment.state).hold:
+                held_from = enrollment.held_from
+            seq = enrollment.last_seq + 1
+            tx.save_state(
+                enrollment,
+                state=fired.dest,
+                held_from=held_from,
+                entered_state_at=when,
+                closed_at=when if dest_state.terminal else None,
+                last_event_at=when,
+                last_seq=seq,
+            )
+            tx.add_event(
+                Event(
+                    enrollment_id=enrollment.id,
+                    seq=seq,
+                    trigger=trigger,
+                    from_state=enrollment.state,
+                    to_state=fired.dest,
+                    actor=actor,
+                    role=role,
+                    effective_at=when,
+                    recorded_at=recorded,
+                    reason=reason,
+                )
+            )
+            self._outbox(
+                tx, "enrollment.transitioned", enrollment, recorded,
+                trigger=trigger, **{"from": enrollment.state, "to": fired.dest},
+                seq=seq, reason=reason,
+                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+            )
+            return Transitioned(
+                patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, seq
+            )
+
+    # queries ----------------------------------------------------------------------
+    def check(
+        self,
+        patient: str,
+        trigger: str | None = None,
+        *,
+        at: When = None,
+        pathway: str | None = None,
+        role: str | None = None,
+        reason: str | None = None,
+    ) -> list[TriggerCheck]:
+        """Every trigger possible now (or just `trigger`) with pass/fail and every unmet
+        criterion; changes nothing. `role` marks which the role may fire."""
+        when = to_utc(at)
+        with self.store.read() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            machine = self.machine_of(self.workflow_of(enrollment))
+            record = self._record(tx, enrollment, when, reason=reason)
+            if trigger is None:
+                return machine.check(enrollment.state, enrollment.held_from, record, role)
+            return [
+                machine.check_trigger(enrollment.state, enrollment.held_from, trigger, record, role)
+            ]
+
+    def status(self, patient: str, *, pathway: str | None = None, at: When = None) -> Status:
+        """Where the patient's enrollment stands, overdue or not, and every trigger's check."""
+        when = to_utc(at)
+        with self.store.read() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            return self._status(tx, enrollment, when, role=None)
+
+    def _status(self, tx: Tx, enrollment: Enrollment, when: datetime, role: str | None) -> Status:
+        workflow = self.workflow_of(enrollment)
+        checks: tuple[TriggerCheck, ...] = ()
+        if enrollment.is_open:
+            record = self._record(tx, enrollment, max(when, enrollment.last_event_at))
+            checks = tuple(
+                self.machine_of(workflow).check(
+                    enrollment.state, enrollment.held_from, record, role
+                )
+            )
+        return Status(
+            patient=enrollment.patient,
+            name=enrollment.display_name,
+            pathway=enrollment.pathway,
+            version=enrollment.pathway_version,
+            profile=enrollment.profile,
+            enrollment_id=enrollment.id,
+            enrollment_version=enrollment.version,
+            state=enrollment.state,
+            held_from=enrollment.held_from,
+            since=enrollment.entered_state_at,
+            triggers=checks,
+            **self._timing(workflow, enrollment, when),
+        )
+
+    @staticmethod
+    def _timing(workflow: Workflow, enrollment: Enrollment, when: datetime) -> dict[str, Any]:
+        state = workflow.state(enrollment.state)
+        days = max(0, days_between(enrollment.entered_state_at, when)) if enrollment.is_open else 0
+        return {
+            "days_in_state": days,
+            "sla_days": state.sla_days,
+            "overdue": bool(enrollment.is_open and state.sla_days and days > state.sla_days),
+            "open": enrollment.is_open,
+            "opened_at": enrollment.opened_at,
+            "closed_at": enrollment.closed_at,
+        }
+
+    def history(self, patient: str, *, pathway: str | None = None) -> list[Event]:
+        """The enrollment's events, oldest first."""
+        with self.store.read() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            return tx.events_of([enrollment.id])
+
+    def observations(
+        self, patient: str, *, pathway: str | None = None, kind: str | None = None
+    ) -> list[Observation]:
+        """The enrollment's observations, corrections included (marked entered-in-error)."""
+        with self.store.read() as tx:
+            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            found = [self._decoded(o, enrollment) for o in tx.observations_of([enrollment.id])]
+            return [o for o in found if kind is None or o.kind == kind]
+
+    def list(
+        self,
+        *,
+        pathway: str | None = None,
+        state: str | None = None,
+        open_only: bool = False,
+        at: When = None,
+    ) -> list[Summary]:
+        """Enrollments, optionally of one pathway and/or in one state, longest-waiting first."""
+        when = to_utc(at)
+        if pathway is not None:
+            self.catalog.get(pathway)
+        if state is not None:
+            known = {s for wf in self.catalog.all() for s in wf.states}
+            if state not in known:
+                raise InvalidInput(
+                    f"--state: unknown state {state!r} (states: {', '.join(sorted(known))})"
+                )
+        with self.store.read() as tx:
+            rows = tx.list_enrollments(pathway=pathway, state=state, open_only=open_only)
+        result = []
+        for e in rows:
+            wf = self.workflow_of(e)
+            result.append(
+                Summary(
+                    patient=e.patient,
+                    name=e.display_name,
+                    pathway=e.pathway,
+                    version=e.pathway_version,
+                    state=e.state,
+                    since=e.entered_state_at,
+                    **{
+                        k: v
+                        for k, v in self._timing(wf, e, when).items()
+                        if k in ("days_in_state", "sla_days", "overdue", "open")
+                    },
+                )
+            )
+        return result

@@ -1,0 +1,179 @@
+"""Validating observation values against their kind, and converting them for storage.
+
+Values may come typed (from Python) or as text (from the CLI: `levels=C4-5,C5-6`,
+`red_flags=`, `anticoagulant=no`). Every problem is reported at once, naming the
+field and what is allowed; nothing is stored unless all fields are valid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from pathway.definition import FieldSpec, KindSpec
+from pathway.errors import InvalidInput
+from pathway.timeutil import EARLIEST_YEAR, LATEST_YEAR
+
+MAX_TEXT = 2000
+_INT = re.compile(r"^[+-]?\d{1,9}$")
+_RANGE = re.compile(r"^\s*\d+(\.\d+)?\s*[-–/]\s*\d+(\.\d+)?\s*$")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+class _Bad(Exception):
+    pass
+
+
+def _canonical(value: str, allowed: tuple[str, ...]) -> str:
+    if value in allowed:
+        return value
+    folded = {a.lower(): a for a in allowed}
+    found = folded.get(value.strip().lower())
+    if found is None:
+        raise _Bad
+    return found
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse(spec: FieldSpec, value: Any) -> Any:
+    """The stored (JSON) form of one value; raises _Bad with no message when invalid."""
+    t = spec.type
+    if t == "int":
+        if isinstance(value, bool):
+            raise _Bad
+        if isinstance(value, str):
+            if not _INT.match(value.strip()):
+                raise _Bad
+            value = int(value.strip())
+        if not isinstance(value, int):
+            raise _Bad
+        _check_range(spec, value)
+        return value
+    if t == "number":
+        if isinstance(value, bool):
+            raise _Bad
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise _Bad from None
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise _Bad
+        _check_range(spec, value)
+        return value
+    if t == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise _Bad
+    if t == "date":
+        if isinstance(value, datetime):
+            value = value.date()
+        elif isinstance(value, str):
+            try:
+                value = date.fromisoformat(value.strip())
+            except ValueError:
+                raise _Bad from None
+        if not isinstance(value, date) or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise _Bad
+        return value.isoformat()
+    if t == "text":
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise _Bad
+        return value.strip()
+    if t == "enum":
+        if not isinstance(value, str):
+            raise _Bad
+        return _canonical(value, spec.values)
+    # list and levels
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")] if value.strip() else []
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise _Bad
+    if not all(isinstance(v, str) for v in items):
+        raise _Bad
+    result = list(dict.fromkeys(_canonical(v, spec.values) for v in items))
+    if t == "levels" and not result:
+        raise _Bad
+    return result
+
+
+def _check_range(spec: FieldSpec, value: float) -> None:
+    if spec.minimum is not None and value < spec.minimum:
+        raise _Bad
+    if spec.maximum is not None and value > spec.maximum:
+        raise _Bad
+
+
+def _problem(spec: FieldSpec, value: Any) -> str:
+    message = f"{spec.name}: {_show(value)} is not allowed; expected {spec.describe()}"
+    if spec.type in ("int", "number") and isinstance(value, str) and _RANGE.match(value):
+        message += " (record one value, not a range)"
+    if spec.type == "text" and isinstance(value, str) and len(value) > MAX_TEXT:
+        message = f"{spec.name}: text is longer than {MAX_TEXT} characters"
+    return message
+
+
+def validate(kind: KindSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `values` against `kind`; return the storable form or raise InvalidInput with all problems."""
+    problems: list[str] = []
+    result: dict[str, Any] = {}
+    for name in values:
+        if name not in kind.fields:
+            problems.append(
+                f"{name}: not a field of {kind.name} (fields: {', '.join(kind.fields)})"
+            )
+    for name, spec in kind.fields.items():
+        if name not in values or values[name] is None:
+            if spec.required:
+                problems.append(f"{name}: required ({spec.describe()})")
+            continue
+        try:
+            result[name] = _parse(spec, values[name])
+        except _Bad:
+            problems.append(_problem(spec, values[name]))
+    if problems:
+        raise InvalidInput(
+            f"invalid {kind.name}: " + "; ".join(problems), problems
+        )
+    return result
+
+
+def decode(kind: KindSpec | None, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed form of stored values (ISO dates back to `date`)."""
+    result = dict(stored)
+    if kind is None:
+        return result
+    for name, spec in kind.fields.items():
+        if spec.type == "date" and isinstance(result.get(name), str):
+            result[name] = date.fromisoformat(result[name])
+    return result
+
+
+def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`FIELD=VALUE` words from the command line into a mapping (values stay text)."""
+    result: dict[str, str] = {}
+    problems: list[str] = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            problems.append(f"{pair!r}: expected FIELD=VALUE (e.g. nrs=7, levels=C4-5,C5-6)")
+        elif name in result:
+            problems.append(f"{name}: given twice")
+        else:
+            result[name] = value
+    if problems:
+        raise InvalidInput("; ".join(problems), problems)
+    return result

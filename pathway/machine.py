@@ -1,0 +1,228 @@
+"""The state machine: one `transitions.Machine` per (pathway, version), shared by every patient.
+
+Events fire on a short-lived token model per call, never `add_model`-ed (a
+growing model list costs memory and quadratic time, transitions #146/#434), and
+`auto_transitions` stays off because its `to_<state>()` methods skip guards.
+Each transition's condition evaluates every guard of that transition through
+the same function `check` uses, so what is explained is what is enforced.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from transitions import Machine
+
+from pathway.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.errors import GuardRefused, InvalidTrigger, RoleRefused
+from pathway.guards import GuardRegistry
+from pathway.record import PatientRecord
+from pathway.verdicts import Failure, Verdict
+
+REASON_GUARD = "reason_given"
+
+
+@dataclass(frozen=True)
+class TriggerCheck:
+    """Whether `trigger` could fire now, and every unmet criterion if not."""
+
+    trigger: str
+    dest: str | None
+    allowed: bool
+    role_allowed: bool
+    roles: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [f for v in self.verdicts for f in v.failures]
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A transition that passed its guards."""
+
+    trigger: str
+    source: str
+    dest: str
+    verdicts: tuple[Verdict, ...]
+
+
+@dataclass
+class _Token:
+    """The per-call model the shared machine moves: a state and the record to judge."""
+
+    state: str
+    held_from: str | None
+    record: PatientRecord
+    verdicts: dict[int, tuple[Verdict, ...]] = field(default_factory=dict)
+
+
+class PathwayMachine:
+    """The compiled machine of one workflow version."""
+
+    def __init__(self, workflow: Workflow, guards: GuardRegistry) -> None:
+        self.workflow = workflow
+        self.guards = guards
+        self._index = {id(t): i for i, t in enumerate(workflow.transitions)}
+        self.machine = Machine(
+            model=None,
+            states=list(workflow.states),
+            initial=workflow.initial,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
+        returnable = [
+            s.name for s in workflow.states.values() if not s.terminal and not s.hold
+        ]
+        for i, t in enumerate(workflow.transitions):
+            if not t.sources:
+                continue
+            if t.dest == HELD_FROM:
+                for back in returnable:
+                    self.machine.add_transition(
+                        t.trigger,
+                        list(t.sources),
+                        back,
+                        conditions=[self._returns_to(back), self._passes(i)],
+                    )
+            else:
+                self.machine.add_transition(
+                    t.trigger, list(t.sources), t.dest, conditions=[self._passes(i)]
+                )
+
+    def _returns_to(self, state: str) -> Any:
+        def condition(event: Any) -> bool:
+            return bool(event.model.held_from == state)
+
+        return condition
+
+    def _passes(self, index: int) -> Any:
+        spec = self.workflow.transitions[index]
+
+        def condition(event: Any) -> bool:
+            token: _Token = event.model
+            verdicts = self.evaluate(spec, token.record)
+            token.verdicts[index] = verdicts
+            return all(v.passed for v in verdicts)
+
+        return condition
+
+    def evaluate(self, spec: TransitionSpec, record: PatientRecord) -> tuple[Verdict, ...]:
+        """Every verdict for one transition: its reason rule and each guard."""
+        verdicts: list[Verdict] = []
+        if spec.reason_required:
+            given = bool(record.reason and record.reason.strip())
+            failures = () if given else (
+                Failure("reason", f"{spec.trigger} needs a reason: give --reason TEXT"),
+            )
+            verdicts.append(Verdict(REASON_GUARD, failures))
+        for ref in spec.guards:
+            verdicts.append(self.guards.evaluate(self.workflow, ref, record))
+        return tuple(verdicts)
+
+    def _candidates(self, state: str, trigger: str) -> tuple[TransitionSpec, ...]:
+        if trigger not in self.workflow.triggers:
+            raise InvalidTrigger(
+                f"unknown trigger {trigger!r} in {self.workflow.id}; "
+                f"from {state} you can use: {self._valid_list(state)}"
+            )
+        found = tuple(t for t in self.workflow.transitions_from(state) if t.trigger == trigger)
+        if not found:
+            raise InvalidTrigger(
+                f"{trigger} is not possible from {state}; "
+                f"from {state} you can use: {self._valid_list(state)}"
+            )
+        return found
+
+    def _valid_list(self, state: str) -> str:
+        return ", ".join(self.workflow.triggers_from(state)) or "nothing (the state is terminal)"
+
+    def check(
+        self, state: str, held_from: str | None, record: PatientRecord, role: str | None = None
+    ) -> list[TriggerCheck]:
+        """Every trigger possible from `state`, with pass/fail and every unmet criterion."""
+        return [
+            self.check_trigger(state, held_from, trigger, record, role)
+            for trigger in self.workflow.triggers_from(state)
+        ]
+
+    def check_trigger(
+        self,
+        state: str,
+        held_from: str | None,
+        trigger: str,
+        record: PatientRecord,
+        role: str | None = None,
+    ) -> TriggerCheck:
+        candidates = self._candidates(state, trigger)
+        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
+        first: tuple[Verdict, ...] | None = None
+        for spec in candidates:
+            dest = held_from if spec.dest == HELD_FROM else spec.dest
+            verdicts = self.evaluate(spec, record)
+            if first is None:
+                first = verdicts
+            if all(v.passed for v in verdicts):
+                return TriggerCheck(trigger, dest, True, role is None or role in roles, roles, verdicts)
+        first_dest = candidates[0].dest
+        return TriggerCheck(
+            trigger,
+            held_from if first_dest == HELD_FROM else first_dest,
+            False,
+            role is None or role in roles,
+            roles,
+            first or (),
+        )
+
+    def fire(
+        self,
+        state: str,
+        held_from: str | None,
+        trigger: str,
+        record: PatientRecord,
+        role: str,
+        describe: str,
+    ) -> Fired:
+        """Fire `trigger`: the new state, or RoleRefused / GuardRefused / InvalidTrigger."""
+        candidates = self._candidates(state, trigger)
+        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
+        if role not in roles:
+            raise RoleRefused(
+                f"cannot {trigger} for {describe}: the {role} role may not; "
+                f"it needs {' or '.join(roles)}",
+                roles,
+            )
+        token = _Token(state=state, held_from=held_from, record=record)
+        fired = self.machine.events[trigger].trigger(token)
+        if not fired:
+            index = self._index[id(candidates[0])]
+            verdicts = token.verdicts.get(index, ())
+            messages = "; ".join(f.message for v in verdicts for f in v.failures)
+            if not messages and candidates[0].dest == HELD_FROM:
+                messages = f"there is no state to return to (held from {held_from!r})"
+            raise GuardRefused(f"cannot {trigger} for {describe}: {messages}", trigger, verdicts)
+        passed = next(
+            (v for i, v in token.verdicts.items() if all(x.passed for x in v)), ()
+        )
+        return Fired(trigger, state, token.state, passed)
+
+
+_lock = threading.Lock()
+_machines: dict[tuple[str, int, int], PathwayMachine] = {}
+
+
+def machine_for(workflow: Workflow, guards: GuardRegistry) -> PathwayMachine:
+    """The cached machine of (pathway, version): built once per process, shared by all patients."""
+    key = (workflow.id, workflow.version, id(workflow))
+    found = _machines.get(key)
+    if found is None:
+        with _lock:
+            found = _machines.get(key)
+            if found is None:
+                found = PathwayMachine(workflow, guards)
+                _machines[key] = found
+    return found

@@ -1,0 +1,1 @@
+"""Persistence at the edge: SQLAlchemy Core tables, migrations and the unit of work."""

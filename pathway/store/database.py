@@ -1,0 +1,142 @@
+"""Opening a database: engine settings per backend, and the schema version check.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on, a busy
+timeout so writers queue rather than fail, `synchronous=FULL` so a commit
+survives power loss, and write transactions that begin IMMEDIATE (a writer
+takes the lock before it reads, so two writers never deadlock on an upgrade).
+PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from pathway.errors import StoreError
+
+#: The Alembic revision this code expects; a test checks it is the migrations' head.
+SCHEMA_HEAD = "0001"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write: a bare `postgresql://` means psycopg 3, a path means SQLite."""
+    url = url.strip()
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url and url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def create(url: str) -> Engine:
+    """An engine for `url` with the settings this project relies on."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"--db: {url!r} is not a database URL (use sqlite:///FILE or postgresql://HOST/DB)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=False, connect_args={"connect_timeout": 10})
+        except (ImportError, ArgumentError) as exc:
+            raise StoreError(f"cannot use {redact(url)}: {exc}") from None
+    raise StoreError(
+        f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)"
+    )
+
+
+def _sqlite(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        folder = Path(database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise StoreError(f"--db: folder {str(folder)!r} does not exist")
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us emit BEGIN ourselves (pysqlite's own transaction handling is off).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision stored in the database, or None for an empty database."""
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except SQLAlchemyError:
+            conn.rollback()
+            tables = set(inspect(conn).get_table_names())
+            if tables & {"patients", "enrollments", "events"}:
+                raise StoreError(
+                    "the database has pathway-like tables but no schema version; "
+                    "it was not made by pathway"
+                ) from None
+            return None
+    return row[0] if row else None
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the head revision (Alembic); returns (before, after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    before = current_revision(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    return before, SCHEMA_HEAD
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema in an empty database; refuse one that is behind or unknown."""
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open {redact(str(engine.url))}: {exc.orig}") from None
+    if revision == SCHEMA_HEAD:
+        return
+    if revision is None:
+        try:
+            upgrade(engine)
+        except SQLAlchemyError:
+            # Another process may have created it at the same moment.
+            if current_revision(engine) != SCHEMA_HEAD:
+                raise
+        return
+    raise StoreError(
+        f"the database schema is at revision {revision}, this pathway expects {SCHEMA_HEAD}: "
+        "run `pathway db upgrade`"
+    )

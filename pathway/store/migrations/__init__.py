@@ -1,0 +1,1 @@
+"""Alembic migrations of the pathway schema (run with `pathway db upgrade`)."""

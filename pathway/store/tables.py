@@ -1,0 +1,122 @@
+"""The tables, as SQLAlchemy Core `Table` objects (the domain stays free of SQLAlchemy).
+
+Times are stored in UTC. `events` and `observations` are append-only; database
+triggers (see the migrations) refuse UPDATE and DELETE on them, save the one
+allowed change of marking an observation entered-in-error.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+UtcTime = DateTime(timezone=True)
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("identifier", String(64), nullable=False, unique=True),
+    Column("display_name", String(200)),
+    Column("created_at", UtcTime, nullable=False),
+)
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False),
+    Column("pathway_id", String(100), nullable=False),
+    Column("pathway_version", Integer, nullable=False),
+    Column("profile", String(100), nullable=False),
+    Column("state", String(100), nullable=False),
+    Column("held_from", String(100)),
+    Column("entered_state_at", UtcTime, nullable=False),
+    Column("opened_at", UtcTime, nullable=False),
+    Column("closed_at", UtcTime),
+    Column("last_event_at", UtcTime, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_enrollments_patient", "patient_id"),
+    Index("ix_enrollments_pathway_state", "pathway_id", "state"),
+    # At most one open enrollment per patient and pathway.
+    Index(
+        "ux_enrollments_open",
+        "patient_id",
+        "pathway_id",
+        unique=True,
+        sqlite_where=text("closed_at IS NULL"),
+        postgresql_where=text("closed_at IS NULL"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enrollment_id", Id, ForeignKey("enrollments.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("trigger", String(100), nullable=False),
+    Column("from_state", String(100)),
+    Column("to_state", String(100), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("effective_at", UtcTime, nullable=False),
+    Column("recorded_at", UtcTime, nullable=False),
+    Column("reason", Text),
+    Column("payload", Json),
+    UniqueConstraint("enrollment_id", "seq", name="ux_events_enrollment_seq"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enrollment_id", Id, ForeignKey("enrollments.id"), nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("effective_at", UtcTime, nullable=False),
+    Column("recorded_at", UtcTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("entered_in_error", Boolean, nullable=False, server_default=text("false")),
+    Column("error_reason", Text),
+    Column("error_actor", String(200)),
+    Column("error_at", UtcTime),
+    Index("ix_observations_enrollment", "enrollment_id", "kind"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("enrollment_id", Id, ForeignKey("enrollments.id")),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("delivered_at", UtcTime),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Index("ix_outbox_pending", "delivered_at", "id"),
+)

@@ -1,0 +1,69 @@
+"""Verdicts: what a guard says about a patient record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One unmet criterion: its name and a message naming the value seen and the threshold or fix."""
+
+    criterion: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one guard: passed, plus every failed criterion."""
+
+    guard: str
+    failures: tuple[Failure, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "guard": self.guard,
+            "passed": self.passed,
+            "failures": [{"criterion": f.criterion, "message": f.message} for f in self.failures],
+        }
+
+
+class Criteria:
+    """Collects failed criteria while a guard checks them, then gives the verdict.
+
+    >>> c = Criteria("eligibility")
+    >>> c.require(False, "baseline", "no baseline is recorded")
+    False
+    >>> c.verdict().passed
+    False
+    """
+
+    def __init__(self, guard: str) -> None:
+        self.guard = guard
+        self._failures: list[Failure] = []
+
+    def fail(self, criterion: str, message: str) -> None:
+        self._failures.append(Failure(criterion, message))
+
+    def require(self, ok: bool, criterion: str, message: str) -> bool:
+        """Record `message` as a failure unless `ok`; return `ok`."""
+        if not ok:
+            self.fail(criterion, message)
+        return ok
+
+    def verdict(self) -> Verdict:
+        return Verdict(self.guard, tuple(self._failures))
+
+
+def reasons(verdicts: tuple[Verdict, ...] | list[Verdict]) -> list[dict[str, str]]:
+    """Flatten verdicts into the `reasons` list of the JSON contract: one entry per failure."""
+    return [
+        {"guard": v.guard, "criterion": f.criterion, "message": f.message}
+        for v in verdicts
+        for f in v.failures
+    ]

@@ -1,0 +1,163 @@
+"""What the API returns: plain frozen dataclasses with a stable `to_dict()` for JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pathway.machine import TriggerCheck
+from pathway.record import Event, Observation
+from pathway.verdicts import reasons
+
+
+def iso(value: datetime | date | None) -> str | None:
+    """ISO 8601 text; UTC times end in `Z`."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def check_dict(check: TriggerCheck) -> dict[str, Any]:
+    return {
+        "trigger": check.trigger,
+        "to": check.dest,
+        "allowed": check.allowed,
+        "role_allowed": check.role_allowed,
+        "roles": list(check.roles),
+        "reasons": reasons(list(check.verdicts)),
+    }
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where one enrollment stands, and what could happen next."""
+
+    patient: str
+    name: str | None
+    pathway: str
+    version: int
+    profile: str
+    enrollment_id: int
+    enrollment_version: int
+    state: str
+    held_from: str | None
+    since: datetime
+    days_in_state: int
+    sla_days: int | None
+    overdue: bool
+    open: bool
+    opened_at: datetime
+    closed_at: datetime | None
+    triggers: tuple[TriggerCheck, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "name": self.name,
+            "pathway": self.pathway,
+            "version": self.version,
+            "profile": self.profile,
+            "enrollment_id": self.enrollment_id,
+            "enrollment_version": self.enrollment_version,
+            "state": self.state,
+            "held_from": self.held_from,
+            "since": iso(self.since),
+            "days_in_state": self.days_in_state,
+            "sla_days": self.sla_days,
+            "overdue": self.overdue,
+            "open": self.open,
+            "opened_at": iso(self.opened_at),
+            "closed_at": iso(self.closed_at),
+            "triggers": [check_dict(c) for c in self.triggers],
+        }
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    """The result of a successful `advance`."""
+
+    patient: str
+    pathway: str
+    trigger: str
+    from_state: str
+    to_state: str
+    at: datetime
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "refused": False,
+            "patient": self.patient,
+            "pathway": self.pathway,
+            "trigger": self.trigger,
+            "from": self.from_state,
+            "to": self.to_state,
+            "at": iso(self.at),
+            "seq": self.seq,
+        }
+
+
+def event_dict(event: Event, patient: str | None = None, pathway: str | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "seq": event.seq,
+        "trigger": event.trigger,
+        "from": event.from_state,
+        "to": event.to_state,
+        "at": iso(event.effective_at),
+        "recorded_at": iso(event.recorded_at),
+        "actor": event.actor,
+        "role": event.role,
+        "reason": event.reason,
+    }
+    if patient is not None:
+        result = {"patient": patient, "pathway": pathway, **result}
+    return result
+
+
+def observation_dict(obs: Observation) -> dict[str, Any]:
+    return {
+        "id": obs.id,
+        "kind": obs.kind,
+        "data": {k: iso(v) if isinstance(v, date) else v for k, v in obs.data.items()},
+        "at": iso(obs.effective_at),
+        "recorded_at": iso(obs.recorded_at),
+        "actor": obs.actor,
+        "role": obs.role,
+        "entered_in_error": obs.entered_in_error,
+        "error_reason": obs.error_reason,
+        "error_actor": obs.error_actor,
+        "error_at": iso(obs.error_at),
+    }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One line of `list`."""
+
+    patient: str
+    name: str | None
+    pathway: str
+    version: int
+    state: str
+    since: datetime
+    days_in_state: int
+    sla_days: int | None
+    overdue: bool
+    open: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "name": self.name,
+            "pathway": self.pathway,
+            "version": self.version,
+            "state": self.state,
+            "since": iso(self.since),
+            "days_in_state": self.days_in_state,
+            "sla_days": self.sla_days,
+            "overdue": self.overdue,
+            "open": self.open,
+        }
