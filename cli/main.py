@@ -38,9 +38,7 @@ class Settings:
     def clinic(self, db: str | None = None) -> Clinic:
         from pathway import Clinic
 
-        clinic = Clinic.open(
-            db or self.db, workflows=self.workflows, actor=self.actor, role=self.role
-        )
+        clinic = Clinic.open(db or self.db, workflows=self.workflows, actor=self.actor, role=self.role)
         self.clinics.append(clinic)
         return clinic
 
@@ -75,7 +73,7 @@ class PathwayGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        except Exception as exc:
             from pathway import PathwayError
 
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
@@ -109,8 +107,13 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         return value
 
     return click.option(
-        "--json", "as_json", is_flag=True, callback=remember, expose_value=True,
-        is_eager=True, help="Print JSON instead of text.",
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=remember,
+        expose_value=True,
+        is_eager=True,
+        help="Print JSON instead of text.",
     )(fn)
 
 
@@ -120,23 +123,34 @@ PATHWAY_HELP = "The pathway, when the patient has more than one open enrollment.
 
 @click.group(cls=PathwayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--db", envvar="PATHWAY_DB", default=DEFAULT_DB, show_default=True,
+    "--db",
+    envvar="PATHWAY_DB",
+    default=DEFAULT_DB,
+    show_default=True,
     help="Database URL: sqlite:///FILE or postgresql://HOST/DB (env PATHWAY_DB).",
 )
-@click.option("--actor", envvar="PATHWAY_ACTOR", help="Who is acting (env PATHWAY_ACTOR; default the OS user).")
 @click.option(
-    "--role", envvar="PATHWAY_ROLE", default="coordinator", show_default=True,
+    "--actor",
+    envvar="PATHWAY_ACTOR",
+    help="Who is acting (env PATHWAY_ACTOR; default the OS user).",
+)
+@click.option(
+    "--role",
+    envvar="PATHWAY_ROLE",
+    default="coordinator",
+    show_default=True,
     help="The acting role, e.g. coordinator or physician (env PATHWAY_ROLE).",
 )
 @click.option(
-    "--workflows", "workflow_dirs", multiple=True, type=click.Path(file_okay=False),
+    "--workflows",
+    "workflow_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
     help="Extra directory of workflow YAML files (repeatable; env PATHWAY_WORKFLOWS).",
 )
 @click.version_option(package_name="pathway")
 @click.pass_context
-def cli(
-    ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]
-) -> None:
+def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]) -> None:
     """pathway: clinical pathway workflow engine.
 
     Enroll patients in a pathway, record what happened, and advance them
@@ -147,7 +161,10 @@ def cli(
     """
     source = ctx.get_parameter_source("db")
     ctx.obj = Settings(
-        db=db, actor=actor, role=role, workflows=workflow_dirs,
+        db=db,
+        actor=actor,
+        role=role,
+        workflows=workflow_dirs,
         db_given=source not in (click.core.ParameterSource.DEFAULT, None),
     )
 
@@ -168,15 +185,18 @@ def settings() -> Settings:
 @click.option("--name", help="Display name (the only personal data kept besides the identifier).")
 @click.option("--at", help=AT_HELP)
 @json_option
-def enroll(patient: str, pathway: str, profile: str | None, name: str | None, at: str | None,
-           as_json: bool) -> None:
+def enroll(
+    patient: str, pathway: str, profile: str | None, name: str | None, at: str | None, as_json: bool
+) -> None:
     """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts."""
     status = settings().clinic().enroll(patient, pathway, profile=profile, name=name, at=at)
     if as_json:
         emit_json(status.to_dict())
     else:
-        click.echo(f"enrolled {status.patient} in {status.pathway} v{status.version} "
-                   f"(profile {status.profile}): {status.state} since {day(status.to_dict()['since'])}")
+        click.echo(
+            f"enrolled {status.patient} in {status.pathway} v{status.version} "
+            f"(profile {status.profile}): {status.state} since {day(status.to_dict()['since'])}"
+        )
 
 
 @cli.command()
@@ -186,8 +206,14 @@ def enroll(patient: str, pathway: str, profile: str | None, name: str | None, at
 @click.option("--at", help=AT_HELP)
 @click.option("--pathway", help=PATHWAY_HELP)
 @json_option
-def record(patient: str, kind: str, values: tuple[str, ...], at: str | None, pathway: str | None,
-           as_json: bool) -> None:
+def record(
+    patient: str,
+    kind: str,
+    values: tuple[str, ...],
+    at: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
     """Record an observation of KIND for PATIENT and print its id.
 
     Lists are comma-separated (levels=C4-5,C5-6), an empty value is an empty
@@ -233,15 +259,22 @@ def correct(patient: str, observation_id: int, reason: str, at: str | None, as_j
 @click.option("--reason", help="Why (required by hold, mark_ineligible, refer_elsewhere).")
 @click.option("--pathway", help=PATHWAY_HELP)
 @json_option
-def advance(patient: str, trigger: str, at: str | None, reason: str | None, pathway: str | None,
-            as_json: bool) -> None:
+def advance(
+    patient: str,
+    trigger: str,
+    at: str | None,
+    reason: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
     """Fire TRIGGER for PATIENT if its guards pass; otherwise say every unmet criterion (exit 3)."""
     result = settings().clinic().advance(patient, trigger, at=at, reason=reason, pathway=pathway)
     if as_json:
         emit_json(result.to_dict())
     else:
-        click.echo(f"{patient}: {result.from_state} -> {result.to_state} ({trigger}, "
-                   f"{day(result.to_dict()['at'])})")
+        click.echo(
+            f"{patient}: {result.from_state} -> {result.to_state} ({trigger}, {day(result.to_dict()['at'])})"
+        )
 
 
 @cli.command()
@@ -251,8 +284,14 @@ def advance(patient: str, trigger: str, at: str | None, reason: str | None, path
 @click.option("--reason", help="Judge as if this reason were given.")
 @click.option("--pathway", help=PATHWAY_HELP)
 @json_option
-def check(patient: str, trigger: str | None, at: str | None, reason: str | None,
-          pathway: str | None, as_json: bool) -> None:
+def check(
+    patient: str,
+    trigger: str | None,
+    at: str | None,
+    reason: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
     """Why can (or can't) PATIENT go on? Every possible trigger, or just TRIGGER, with every
     unmet criterion. Changes nothing."""
     from pathway.views import check_dict
@@ -294,11 +333,25 @@ def history(patient: str, pathway: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(events)
         return
-    click.echo(table(
-        ["seq", "at", "trigger", "from", "to", "actor", "role", "recorded", "reason"],
-        [[e["seq"], day(e["at"]), e["trigger"], e["from"] or "", e["to"], e["actor"], e["role"],
-          (e["recorded_at"] or "")[:16].replace("T", " "), e["reason"] or ""] for e in events],
-    ))
+    click.echo(
+        table(
+            ["seq", "at", "trigger", "from", "to", "actor", "role", "recorded", "reason"],
+            [
+                [
+                    e["seq"],
+                    day(e["at"]),
+                    e["trigger"],
+                    e["from"] or "",
+                    e["to"],
+                    e["actor"],
+                    e["role"],
+                    (e["recorded_at"] or "")[:16].replace("T", " "),
+                    e["reason"] or "",
+                ]
+                for e in events
+            ],
+        )
+    )
 
 
 @cli.command("list")
@@ -308,20 +361,30 @@ def history(patient: str, pathway: str | None, as_json: bool) -> None:
 @json_option
 def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool) -> None:
     """Enrollments, longest in their state first."""
-    rows = [r.to_dict() for r in settings().clinic().list(
-        pathway=pathway, state=state, open_only=open_only)]
+    rows = [r.to_dict() for r in settings().clinic().list(pathway=pathway, state=state, open_only=open_only)]
     if as_json:
         emit_json(rows)
         return
     if not rows:
         click.echo("no enrollments match")
         return
-    click.echo(table(
-        ["patient", "pathway", "state", "since", "days", "sla", "overdue"],
-        [[r["patient"], f"{r['pathway']} v{r['version']}", r["state"], day(r["since"]),
-          r["days_in_state"] if r["open"] else "", r["sla_days"] or "",
-          "OVERDUE" if r["overdue"] else ""] for r in rows],
-    ))
+    click.echo(
+        table(
+            ["patient", "pathway", "state", "since", "days", "sla", "overdue"],
+            [
+                [
+                    r["patient"],
+                    f"{r['pathway']} v{r['version']}",
+                    r["state"],
+                    day(r["since"]),
+                    r["days_in_state"] if r["open"] else "",
+                    r["sla_days"] or "",
+                    "OVERDUE" if r["overdue"] else "",
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 @cli.command()
@@ -377,15 +440,26 @@ def workflows() -> None:
 def workflows_list(as_json: bool) -> None:
     """Every loaded pathway and version."""
     rows = [
-        {"id": w.id, "version": w.version, "title": w.title, "region": w.region,
-         "states": len(w.states), "triggers": len(w.triggers), "source": w.source}
+        {
+            "id": w.id,
+            "version": w.version,
+            "title": w.title,
+            "region": w.region,
+            "states": len(w.states),
+            "triggers": len(w.triggers),
+            "source": w.source,
+        }
         for w in settings().catalog().all()
     ]
     if as_json:
         emit_json(rows)
     else:
-        click.echo(table(["id", "version", "title", "region", "source"],
-                         [[r["id"], r["version"], r["title"], r["region"], r["source"]] for r in rows]))
+        click.echo(
+            table(
+                ["id", "version", "title", "region", "source"],
+                [[r["id"], r["version"], r["title"], r["region"], r["source"]] for r in rows],
+            )
+        )
 
 
 @workflows.command("show")
@@ -402,16 +476,32 @@ def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None
         emit_json(data)
         return
     click.echo(f"{wf.id} v{wf.version}: {wf.title}")
-    click.echo(f"region {wf.region or '-'}; roles {', '.join(wf.roles)}; "
-               f"profiles {', '.join(wf.profiles)} (default {wf.default_profile})\n")
-    click.echo(table(["state", "sla_days", "kind", "description"],
-                     [[s["name"], s["sla_days"] or "", s["kind"], s["description"]]
-                      for s in data["states"]]))
+    click.echo(
+        f"region {wf.region or '-'}; roles {', '.join(wf.roles)}; "
+        f"profiles {', '.join(wf.profiles)} (default {wf.default_profile})\n"
+    )
+    click.echo(
+        table(
+            ["state", "sla_days", "kind", "description"],
+            [[s["name"], s["sla_days"] or "", s["kind"], s["description"]] for s in data["states"]],
+        )
+    )
     click.echo("")
-    click.echo(table(["trigger", "from", "to", "roles", "guards"],
-                     [[t["trigger"], ", ".join(t["from"]), t["to"], ", ".join(t["roles"]),
-                       ", ".join(t["guards"]) + (" (reason required)" if t["reason_required"] else "")]
-                      for t in data["transitions"]]))
+    click.echo(
+        table(
+            ["trigger", "from", "to", "roles", "guards"],
+            [
+                [
+                    t["trigger"],
+                    ", ".join(t["from"]),
+                    t["to"],
+                    ", ".join(t["roles"]),
+                    ", ".join(t["guards"]) + (" (reason required)" if t["reason_required"] else ""),
+                ]
+                for t in data["transitions"]
+            ],
+        )
+    )
     click.echo("")
     for k in data["observations"]:
         click.echo(f"{k['kind']} (recorded by {', '.join(k['roles'])}):")
@@ -455,8 +545,14 @@ def workflows_validate(files: tuple[str, ...], as_json: bool) -> None:
 
 @workflows.command("diagram")
 @click.argument("workflow_id")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True, help="Mermaid stateDiagram-v2 or Graphviz DOT.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid stateDiagram-v2 or Graphviz DOT.",
+)
 @click.option("--version", "version", type=int, help="A version (default the latest).")
 def workflows_diagram(workflow_id: str, fmt: str, version: int | None) -> None:
     """Print WORKFLOW_ID's state diagram as Mermaid or DOT text."""
@@ -495,8 +591,10 @@ def db_upgrade() -> None:
     if before == after:
         click.echo(f"{database.redact(str(engine.url))}: schema already at revision {after}")
     else:
-        click.echo(f"{database.redact(str(engine.url))}: schema upgraded from "
-                   f"{before or 'empty'} to revision {after}")
+        click.echo(
+            f"{database.redact(str(engine.url))}: schema upgraded from "
+            f"{before or 'empty'} to revision {after}"
+        )
 
 
 def main() -> None:

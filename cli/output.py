@@ -31,11 +31,19 @@ def day(iso_text: str | None) -> str:
 def checks_text(checks: list[dict[str, Any]], indent: str = "  ") -> list[str]:
     lines = []
     for c in checks:
-        mark = "ok     " if c["allowed"] else "blocked"
-        who = "" if c["role_allowed"] else f"  (needs {' or '.join(c['roles'])})"
-        lines.append(f"{indent}{mark}  {c['trigger']} -> {c['to']}{who}")
-        for r in c["reasons"]:
-            lines.append(f"{indent}           - {r['message']}")
+        reasons = c["reasons"]
+        only_reason = bool(reasons) and all(r["guard"] == "reason_given" for r in reasons)
+        mark = "ok     " if c["allowed"] or only_reason else "blocked"
+        notes = []
+        if only_reason:
+            notes.append("give --reason")
+        if not c["role_allowed"]:
+            notes.append(f"needs {' or '.join(c['roles'])}")
+        note = f"  ({'; '.join(notes)})" if notes else ""
+        lines.append(f"{indent}{mark}  {c['trigger']} -> {c['to']}{note}")
+        if not only_reason:
+            for r in reasons:
+                lines.append(f"{indent}           - {r['message']}")
     return lines
 
 
@@ -47,8 +55,7 @@ def status_text(s: dict[str, Any]) -> str:
     lines = [
         who,
         f"  pathway  {s['pathway']} v{s['version']} (profile {s['profile']})",
-        f"  state    {s['state']}{held} since {day(s['since'])} "
-        f"({s['days_in_state']} days{sla}){overdue}",
+        f"  state    {s['state']}{held} since {day(s['since'])} ({s['days_in_state']} days{sla}){overdue}",
     ]
     if not s["open"]:
         lines.append(f"  closed   {day(s['closed_at'])}")

@@ -30,8 +30,11 @@ def shipped_directories() -> tuple[Path, ...]:
     dirs: list[Path] = []
     for ep in sorted(entry_points(group=WORKFLOWS_ENTRY_POINT_GROUP), key=lambda e: e.name):
         module = ep.load()
-        for location in getattr(module, "__path__", []) or []:
-            dirs.append(Path(location))
+        # __file__ works for editable installs too, where __path__ may hold a finder hook.
+        if getattr(module, "__file__", None):
+            dirs.append(Path(module.__file__).parent)
+        else:
+            dirs += [Path(p) for p in getattr(module, "__path__", []) if Path(p).is_dir()]
     return tuple(dirs)
 
 
@@ -54,15 +57,11 @@ class Catalog:
         for wf in workflows:
             if wf.key in self._by_key:
                 other = self._by_key[wf.key].source
-                raise DefinitionError(
-                    wf.source, [f"{wf.id} version {wf.version} is also defined in {other}"]
-                )
+                raise DefinitionError(wf.source, [f"{wf.id} version {wf.version} is also defined in {other}"])
             self._by_key[wf.key] = wf
 
     @classmethod
-    def discover(
-        cls, extra_dirs: Iterable[str | Path] = (), guards: GuardRegistry | None = None
-    ) -> Catalog:
+    def discover(cls, extra_dirs: Iterable[str | Path] = (), guards: GuardRegistry | None = None) -> Catalog:
         """Load the shipped pathways plus every `*.yaml` in `extra_dirs` and PATHWAY_WORKFLOWS."""
         guards = guards or installed_guards()
         dirs = [*shipped_directories(), *env_directories(), *(Path(d) for d in extra_dirs)]

@@ -26,6 +26,7 @@ from pathway import fields
 from pathway.catalog import Catalog
 from pathway.definition import Workflow
 from pathway.errors import (
+    AlreadyEnrolled,
     AmbiguousEnrollment,
     ConcurrencyError,
     EnrollmentClosed,
@@ -130,9 +131,7 @@ class Clinic:
         role = _check_text(role or self.role, "role", 100) or "coordinator"
         return actor, role
 
-    def _resolve(
-        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool
-    ) -> Enrollment:
+    def _resolve(self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool) -> Enrollment:
         """The enrollment a command means: the open one (chosen by `pathway` when there are
         several), or for reading, the latest closed one."""
         _check_patient_id(patient)
@@ -149,9 +148,7 @@ class Clinic:
         open_ = [e for e in found if e.is_open]
         if len(open_) > 1:
             names = ", ".join(e.pathway for e in open_)
-            raise AmbiguousEnrollment(
-                f"{patient} has open enrollments in {names}: choose one with --pathway"
-            )
+            raise AmbiguousEnrollment(f"{patient} has open enrollments in {names}: choose one with --pathway")
         if open_:
             return open_[0]
         latest = found[-1]
@@ -185,8 +182,7 @@ class Clinic:
         ids = [e.id for e in siblings]
         by_id = {e.id: e for e in siblings}
         observations = [
-            self._decoded(o, by_id[o.enrollment_id])
-            for o in tx.observations_of(ids, include_errors=False)
+            self._decoded(o, by_id[o.enrollment_id]) for o in tx.observations_of(ids, include_errors=False)
         ]
         if extra is not None:
             observations.append(extra)
@@ -268,6 +264,12 @@ class Clinic:
                 patient_id = tx.add_patient(patient, name, recorded)
             else:
                 patient_id = row.id
+                for existing in tx.enrollments_of(patient_id):
+                    if existing.pathway == workflow.id and existing.is_open:
+                        raise AlreadyEnrolled(
+                            f"{patient} already has an open enrollment in {workflow.id} "
+                            f"({existing.state} since {iso(existing.entered_state_at)})"
+                        )
                 if name and name != row.display_name:
                     tx.set_display_name(patient_id, name)
             enrollment_id = tx.add_enrollment(
@@ -293,9 +295,16 @@ class Clinic:
             )
             tx.add_event(event)
             self._outbox(
-                tx, "enrollment.opened", enrollment, recorded,
-                trigger="enroll", **{"from": None, "to": workflow.initial},
-                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+                tx,
+                "enrollment.opened",
+                enrollment,
+                recorded,
+                trigger="enroll",
+                **{"from": None, "to": workflow.initial},
+                effective_at=iso(when),
+                recorded_at=iso(recorded),
+                actor=actor,
+                role=role,
             )
             return self._status(tx, enrollment, when, role=None)
 
@@ -322,8 +331,7 @@ class Clinic:
             spec = workflow.kinds.get(kind)
             if spec is None:
                 raise InvalidInput(
-                    f"unknown observation kind {kind!r} in {workflow.id} "
-                    f"(kinds: {', '.join(workflow.kinds)})"
+                    f"unknown observation kind {kind!r} in {workflow.id} (kinds: {', '.join(workflow.kinds)})"
                 )
             if role not in spec.roles:
                 raise RoleRefused(
@@ -348,7 +356,9 @@ class Clinic:
                 if not all(v.passed for v in verdicts):
                     messages = "; ".join(f.message for v in verdicts for f in v.failures)
                     raise GuardRefused(
-                        f"cannot record {kind} for {patient}: {messages}", f"record {kind}", verdicts
+                        f"cannot record {kind} for {patient}: {messages}",
+                        f"record {kind}",
+                        verdicts,
                     )
             tx.touch(enrollment)
             obs_id = tx.add_observation(
@@ -361,9 +371,15 @@ class Clinic:
                 role=role,
             )
             self._outbox(
-                tx, "observation.recorded", enrollment, recorded,
+                tx,
+                "observation.recorded",
+                enrollment,
+                recorded,
                 observation={"id": obs_id, "kind": kind},
-                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+                effective_at=iso(when),
+                recorded_at=iso(recorded),
+                actor=actor,
+                role=role,
             )
             return replace(candidate, id=obs_id)
 
@@ -394,8 +410,7 @@ class Clinic:
                 raise NotFound(f"{patient} has no observation {observation_id}")
             if obs.entered_in_error:
                 raise InvalidInput(
-                    f"observation {observation_id} is already marked entered-in-error "
-                    f"({obs.error_reason})"
+                    f"observation {observation_id} is already marked entered-in-error ({obs.error_reason})"
                 )
             enrollment = mine[obs.enrollment_id]
             spec = self.workflow_of(enrollment).kinds.get(obs.kind)
@@ -408,12 +423,23 @@ class Clinic:
             tx.touch(enrollment)
             tx.mark_entered_in_error(obs.id, reason=reason_text, actor=actor, at=when)
             self._outbox(
-                tx, "observation.corrected", enrollment, recorded,
-                observation={"id": obs.id, "kind": obs.kind}, reason=reason_text,
-                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+                tx,
+                "observation.corrected",
+                enrollment,
+                recorded,
+                observation={"id": obs.id, "kind": obs.kind},
+                reason=reason_text,
+                effective_at=iso(when),
+                recorded_at=iso(recorded),
+                actor=actor,
+                role=role,
             )
             return replace(
-                obs, entered_in_error=True, error_reason=reason_text, error_actor=actor, error_at=when
+                obs,
+                entered_in_error=True,
+                error_reason=reason_text,
+                error_actor=actor,
+                error_at=when,
             )
 
     def advance(
@@ -454,7 +480,11 @@ class Clinic:
             machine = self.machine_of(workflow)
             record = self._record(tx, enrollment, when, reason=reason)
             fired = machine.fire(
-                enrollment.state, enrollment.held_from, trigger, record, role,
+                enrollment.state,
+                enrollment.held_from,
+                trigger,
+                record,
+                role,
                 self._describe(enrollment),
             )
             dest_state = workflow.state(fired.dest)
@@ -486,14 +516,20 @@ class Clinic:
                 )
             )
             self._outbox(
-                tx, "enrollment.transitioned", enrollment, recorded,
-                trigger=trigger, **{"from": enrollment.state, "to": fired.dest},
-                seq=seq, reason=reason,
-                effective_at=iso(when), recorded_at=iso(recorded), actor=actor, role=role,
+                tx,
+                "enrollment.transitioned",
+                enrollment,
+                recorded,
+                trigger=trigger,
+                **{"from": enrollment.state, "to": fired.dest},
+                seq=seq,
+                reason=reason,
+                effective_at=iso(when),
+                recorded_at=iso(recorded),
+                actor=actor,
+                role=role,
             )
-            return Transitioned(
-                patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, seq
-            )
+            return Transitioned(patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, seq)
 
     # queries ----------------------------------------------------------------------
     def check(
@@ -515,9 +551,7 @@ class Clinic:
             record = self._record(tx, enrollment, when, reason=reason)
             if trigger is None:
                 return machine.check(enrollment.state, enrollment.held_from, record, role)
-            return [
-                machine.check_trigger(enrollment.state, enrollment.held_from, trigger, record, role)
-            ]
+            return [machine.check_trigger(enrollment.state, enrollment.held_from, trigger, record, role)]
 
     def status(self, patient: str, *, pathway: str | None = None, at: When = None) -> Status:
         """Where the patient's enrollment stands, overdue or not, and every trigger's check."""
@@ -532,9 +566,7 @@ class Clinic:
         if enrollment.is_open:
             record = self._record(tx, enrollment, max(when, enrollment.last_event_at))
             checks = tuple(
-                self.machine_of(workflow).check(
-                    enrollment.state, enrollment.held_from, record, role
-                )
+                self.machine_of(workflow).check(enrollment.state, enrollment.held_from, record, role)
             )
         return Status(
             patient=enrollment.patient,
@@ -594,9 +626,7 @@ class Clinic:
         if state is not None:
             known = {s for wf in self.catalog.all() for s in wf.states}
             if state not in known:
-                raise InvalidInput(
-                    f"--state: unknown state {state!r} (states: {', '.join(sorted(known))})"
-                )
+                raise InvalidInput(f"--state: unknown state {state!r} (states: {', '.join(sorted(known))})")
         with self.store.read() as tx:
             rows = tx.list_enrollments(pathway=pathway, state=state, open_only=open_only)
         result = []

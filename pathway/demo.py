@@ -84,21 +84,32 @@ def run(clinic: Clinic, say: Callable[[str], None]) -> list[str]:
     p = "DEMO-001"
     _evaluated(clinic, p, "Alex Example", "2026-01-05", "2025-05-01")
     attempt(p, "schedule_blocks", "2026-01-20")
-    clinic.record(p, "block", _block("right", "C4-5,C5-6", "lidocaine", 7, 1, 2), at="2026-01-27",
-                  role="physician")
-    clinic.record(p, "block", _block("right", "C4-5,C5-6", "bupivacaine", 7, 0, 6), at="2026-02-17",
-                  role="physician")
+    clinic.record(
+        p,
+        "block",
+        _block("right", "C4-5,C5-6", "lidocaine", 7, 1, 2),
+        at="2026-01-27",
+        role="physician",
+    )
+    clinic.record(
+        p,
+        "block",
+        _block("right", "C4-5,C5-6", "bupivacaine", 7, 0, 6),
+        at="2026-02-17",
+        role="physician",
+    )
     attempt(p, "approve_ablation", "2026-02-18")
     clinic.record(p, "safety", CLEAR_SAFETY, at="2026-03-10", role="coordinator")
     clinic.record(
-        p, "ablation",
+        p,
+        "ablation",
         {"side": "right", "levels": "C4-5,C5-6", "technique": "thermal", "guidance": "fluoroscopy"},
-        at="2026-03-10", role="physician",
+        at="2026-03-10",
+        role="physician",
     )
     attempt(p, "perform_ablation", "2026-03-10")
     attempt(p, "begin_follow_up", "2026-03-31")
-    clinic.record(p, "follow_up", {"nrs": 3, "ndi": 10, "pgic": 6}, at="2026-09-10",
-                  role="coordinator")
+    clinic.record(p, "follow_up", {"nrs": 3, "ndi": 10, "pgic": 6}, at="2026-09-10", role="coordinator")
     say("  6-month follow-up: NRS 7 -> 3 (57% relief): a success")
 
     # 2. Example 2: the second block gives 71.4% relief.
@@ -106,10 +117,20 @@ def run(clinic: Clinic, say: Callable[[str], None]) -> list[str]:
     p = "DEMO-002"
     _evaluated(clinic, p, "Blake Example", "2026-02-02", "2025-06-15")
     attempt(p, "schedule_blocks", "2026-02-16")
-    clinic.record(p, "block", _block("right", "C4-5,C5-6", "lidocaine", 7, 1, 2), at="2026-02-23",
-                  role="physician")
-    clinic.record(p, "block", _block("right", "C4-5,C5-6", "bupivacaine", 7, 2, 3), at="2026-03-16",
-                  role="physician")
+    clinic.record(
+        p,
+        "block",
+        _block("right", "C4-5,C5-6", "lidocaine", 7, 1, 2),
+        at="2026-02-23",
+        role="physician",
+    )
+    clinic.record(
+        p,
+        "block",
+        _block("right", "C4-5,C5-6", "bupivacaine", 7, 2, 3),
+        at="2026-03-16",
+        role="physician",
+    )
     attempt(p, "approve_ablation", "2026-03-17")
 
     # 3. Example 3: blocks on different sides.
@@ -117,10 +138,20 @@ def run(clinic: Clinic, say: Callable[[str], None]) -> list[str]:
     p = "DEMO-003"
     _evaluated(clinic, p, "Casey Example", "2026-03-02", "2025-08-01")
     attempt(p, "schedule_blocks", "2026-03-16")
-    clinic.record(p, "block", _block("right", "C5-6", "lidocaine", 10, 1, 2), at="2026-03-23",
-                  role="physician")
-    clinic.record(p, "block", _block("left", "C5-6", "bupivacaine", 10, 1, 5), at="2026-04-13",
-                  role="physician")
+    clinic.record(
+        p,
+        "block",
+        _block("right", "C5-6", "lidocaine", 10, 1, 2),
+        at="2026-03-23",
+        role="physician",
+    )
+    clinic.record(
+        p,
+        "block",
+        _block("left", "C5-6", "bupivacaine", 10, 1, 5),
+        at="2026-04-13",
+        role="physician",
+    )
     attempt(p, "approve_ablation", "2026-04-14")
 
     # 4. Not yet eligible: pain too recent, too little conservative care.
@@ -129,13 +160,26 @@ def run(clinic: Clinic, say: Callable[[str], None]) -> list[str]:
     clinic.enroll(p, PATHWAY, name="Dana Example", at="2026-09-01", role="coordinator")
     clinic.advance(p, "start_evaluation", at="2026-09-08", role="coordinator")
     clinic.record(
-        p, "baseline",
-        {"onset_date": "2026-07-20", "nrs": 6, "ndi": 18, "axial_predominant": True,
-         "radiculopathy": "untreated", "red_flags": []},
-        at="2026-09-08", role="physician",
+        p,
+        "baseline",
+        {
+            "onset_date": "2026-07-20",
+            "nrs": 6,
+            "ndi": 18,
+            "axial_predominant": True,
+            "radiculopathy": "untreated",
+            "red_flags": [],
+        },
+        at="2026-09-08",
+        role="physician",
     )
-    clinic.record(p, "conservative_care", {"modality": "exercise", "weeks": 4, "outcome": "failed"},
-                  at="2026-09-08", role="coordinator")
+    clinic.record(
+        p,
+        "conservative_care",
+        {"modality": "exercise", "weeks": 4, "outcome": "failed"},
+        at="2026-09-08",
+        role="coordinator",
+    )
     attempt(p, "schedule_blocks", "2026-09-15")
 
     # 5. Anticoagulated without a plan: the procedure is refused and the patient held.
@@ -143,17 +187,28 @@ def run(clinic: Clinic, say: Callable[[str], None]) -> list[str]:
     p = "DEMO-005"
     _evaluated(clinic, p, "Eli Example", "2026-04-06", "2025-09-01")
     attempt(p, "schedule_blocks", "2026-04-20")
-    clinic.record(p, "block", _block("left", "C3-4", "lidocaine", 8, 1, 1.5), at="2026-04-27",
-                  role="physician")
-    clinic.record(p, "block", _block("left", "C3-4", "bupivacaine", 8, 1, 4), at="2026-05-18",
-                  role="physician")
-    attempt(p, "approve_ablation", "2026-05-19")
-    clinic.record(p, "safety", {**CLEAR_SAFETY, "anticoagulant": True}, at="2026-06-01",
-                  role="coordinator")
     clinic.record(
-        p, "ablation",
+        p,
+        "block",
+        _block("left", "C3-4", "lidocaine", 8, 1, 1.5),
+        at="2026-04-27",
+        role="physician",
+    )
+    clinic.record(
+        p,
+        "block",
+        _block("left", "C3-4", "bupivacaine", 8, 1, 4),
+        at="2026-05-18",
+        role="physician",
+    )
+    attempt(p, "approve_ablation", "2026-05-19")
+    clinic.record(p, "safety", {**CLEAR_SAFETY, "anticoagulant": True}, at="2026-06-01", role="coordinator")
+    clinic.record(
+        p,
+        "ablation",
         {"side": "left", "levels": "C3-4", "technique": "thermal", "guidance": "fluoroscopy"},
-        at="2026-06-01", role="physician",
+        at="2026-06-01",
+        role="physician",
     )
     attempt(p, "perform_ablation", "2026-06-01")
     attempt(p, "hold", "2026-06-01", reason="anticoagulation plan needed from cardiology")

@@ -18,15 +18,23 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
         "roles": list(wf.roles),
         "params": dict(wf.params),
         "profiles": {
-            p.name: {"default": p.name == wf.default_profile, "description": p.description,
-                     "params": dict(p.params)}
+            p.name: {
+                "default": p.name == wf.default_profile,
+                "description": p.description,
+                "params": dict(p.params),
+            }
             for p in wf.profiles.values()
         },
         "states": [
             {
                 "name": s.name,
-                "kind": "initial" if s.initial else "terminal" if s.terminal
-                else "hold" if s.hold else "active",
+                "kind": "initial"
+                if s.initial
+                else "terminal"
+                if s.terminal
+                else "hold"
+                if s.hold
+                else "active",
                 "sla_days": s.sla_days,
                 "description": s.description,
             }
@@ -51,8 +59,13 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
                 "description": k.description,
                 "checks": [g.name for g in k.guards],
                 "fields": [
-                    {"name": f.name, "type": f.type, "required": f.required,
-                     "allowed": f.describe(), "description": f.description}
+                    {
+                        "name": f.name,
+                        "type": f.type,
+                        "required": f.required,
+                        "allowed": f.describe(),
+                        "description": f.description,
+                    }
                     for f in k.fields.values()
                 ],
             }

@@ -47,7 +47,7 @@ def dot(workflow: Workflow) -> str:
         if state.terminal:
             attrs.append("peripheries=2")
         if state.initial:
-            attrs.append("style=\"rounded,bold\"")
+            attrs.append('style="rounded,bold"')
         lines.append(f'  "{state.name}" [{", ".join(attrs)}];')
     if any(t.dest == HELD_FROM for t in workflow.transitions):
         lines.append('  "held_from" [label="(the state the hold came from)", shape=plaintext];')

@@ -131,9 +131,7 @@ def validate(kind: KindSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in values:
         if name not in kind.fields:
-            problems.append(
-                f"{name}: not a field of {kind.name} (fields: {', '.join(kind.fields)})"
-            )
+            problems.append(f"{name}: not a field of {kind.name} (fields: {', '.join(kind.fields)})")
     for name, spec in kind.fields.items():
         if name not in values or values[name] is None:
             if spec.required:
@@ -144,9 +142,7 @@ def validate(kind: KindSpec, values: Mapping[str, Any]) -> dict[str, Any]:
         except _Bad:
             problems.append(_problem(spec, values[name]))
     if problems:
-        raise InvalidInput(
-            f"invalid {kind.name}: " + "; ".join(problems), problems
-        )
+        raise InvalidInput(f"invalid {kind.name}: " + "; ".join(problems), problems)
     return result
 
 

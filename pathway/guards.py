@@ -86,9 +86,7 @@ class GuardRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._specs))
 
-    def evaluate(
-        self, workflow: Workflow, ref: GuardRef, record: PatientRecord
-    ) -> Verdict:
+    def evaluate(self, workflow: Workflow, ref: GuardRef, record: PatientRecord) -> Verdict:
         """Run one guard with the parameters the enrollment's profile gives it."""
         params = workflow.params_for(record.enrollment.profile, ref)
         return self._specs[ref.name](record, params)

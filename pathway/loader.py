@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -33,12 +33,28 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 
 TOP_KEYS = {
-    "id", "version", "title", "description", "region", "roles", "params",
-    "profiles", "states", "transitions", "observations",
+    "id",
+    "version",
+    "title",
+    "description",
+    "region",
+    "roles",
+    "params",
+    "profiles",
+    "states",
+    "transitions",
+    "observations",
 }
 STATE_KEYS = {"initial", "terminal", "hold", "sla_days", "description"}
 TRANSITION_KEYS = {
-    "trigger", "source", "exclude", "dest", "roles", "guards", "reason", "description",
+    "trigger",
+    "source",
+    "exclude",
+    "dest",
+    "roles",
+    "guards",
+    "reason",
+    "description",
 }
 KIND_KEYS = {"roles", "fields", "guards", "description"}
 FIELD_KEYS = {"type", "required", "min", "max", "values", "description"}
@@ -51,9 +67,11 @@ class _SafeNoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed in workflow files",
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in workflow files",
                 event.start_mark,
             )
         return super().compose_node(parent, index)
@@ -64,7 +82,7 @@ def parse_yaml(text: str, source: str) -> Any:
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         raise DefinitionError(source, [f"file is larger than {MAX_FILE_BYTES} bytes"])
     try:
-        return yaml.load(text, Loader=_SafeNoAliasLoader)  # noqa: S506 - safe loader subclass
+        return yaml.load(text, Loader=_SafeNoAliasLoader)
     except yaml.YAMLError as exc:
         raise DefinitionError(source, [f"not valid YAML: {exc}".replace("\n", " ")]) from None
 
@@ -91,11 +109,11 @@ class _Problems:
         self.items.append(f"{where}: {message}" if where else message)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_num(value: Any) -> bool:
+def _is_num(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -276,7 +294,10 @@ def _transitions(
         else:
             sources = _str_list(raw_source, f"{loc}.source", p)
             if not sources:
-                p.add(f"{loc}.source", "required: a state, a list of states, or '*' (every active state)")
+                p.add(
+                    f"{loc}.source",
+                    "required: a state, a list of states, or '*' (every active state)",
+                )
         for s in sources:
             if s not in states:
                 p.add(f"{loc}.source", f"unknown state {s!r}")
@@ -467,8 +488,10 @@ def _check_guards(
     refs: list[tuple[str, GuardRef]] = []
     for i, t in enumerate(transitions):
         refs += [(f"transitions[{i}] ({t.trigger}).guards[{j}]", g) for j, g in enumerate(t.guards)]
-    for kind in kinds.values():
-        refs += [(f"observations.{kind.name}.guards[{j}]", g) for j, g in enumerate(kind.guards)]
+    for spec_kind in kinds.values():
+        refs += [
+            (f"observations.{spec_kind.name}.guards[{j}]", g) for j, g in enumerate(spec_kind.guards)
+        ]
     for loc, ref in refs:
         if ref.name not in guards:
             known = ", ".join(guards.names()) or "none installed"
@@ -500,9 +523,7 @@ def _check_graph(
         for s in t.sources:
             if t.returns_from_hold:
                 # A return goes back to whichever state the hold was entered from.
-                outgoing[s] |= {
-                    src for h in transitions if h.dest == s for src in h.sources
-                }
+                outgoing[s] |= {src for h in transitions if h.dest == s for src in h.sources}
             elif t.dest in states:
                 outgoing[s].add(t.dest)
     initial = [s.name for s in states.values() if s.initial]

@@ -75,9 +75,7 @@ class PathwayMachine:
             send_event=True,
             ignore_invalid_triggers=False,
         )
-        returnable = [
-            s.name for s in workflow.states.values() if not s.terminal and not s.hold
-        ]
+        returnable = [s.name for s in workflow.states.values() if not s.terminal and not s.hold]
         for i, t in enumerate(workflow.transitions):
             if not t.sources:
                 continue
@@ -90,9 +88,7 @@ class PathwayMachine:
                         conditions=[self._returns_to(back), self._passes(i)],
                     )
             else:
-                self.machine.add_transition(
-                    t.trigger, list(t.sources), t.dest, conditions=[self._passes(i)]
-                )
+                self.machine.add_transition(t.trigger, list(t.sources), t.dest, conditions=[self._passes(i)])
 
     def _returns_to(self, state: str) -> Any:
         def condition(event: Any) -> bool:
@@ -116,8 +112,8 @@ class PathwayMachine:
         verdicts: list[Verdict] = []
         if spec.reason_required:
             given = bool(record.reason and record.reason.strip())
-            failures = () if given else (
-                Failure("reason", f"{spec.trigger} needs a reason: give --reason TEXT"),
+            failures = (
+                () if given else (Failure("reason", f"{spec.trigger} needs a reason: give --reason TEXT"),)
             )
             verdicts.append(Verdict(REASON_GUARD, failures))
         for ref in spec.guards:
@@ -133,8 +129,7 @@ class PathwayMachine:
         found = tuple(t for t in self.workflow.transitions_from(state) if t.trigger == trigger)
         if not found:
             raise InvalidTrigger(
-                f"{trigger} is not possible from {state}; "
-                f"from {state} you can use: {self._valid_list(state)}"
+                f"{trigger} is not possible from {state}; from {state} you can use: {self._valid_list(state)}"
             )
         return found
 
@@ -192,8 +187,7 @@ class PathwayMachine:
         roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
         if role not in roles:
             raise RoleRefused(
-                f"cannot {trigger} for {describe}: the {role} role may not; "
-                f"it needs {' or '.join(roles)}",
+                f"cannot {trigger} for {describe}: the {role} role may not; it needs {' or '.join(roles)}",
                 roles,
             )
         token = _Token(state=state, held_from=held_from, record=record)
@@ -205,24 +199,28 @@ class PathwayMachine:
             if not messages and candidates[0].dest == HELD_FROM:
                 messages = f"there is no state to return to (held from {held_from!r})"
             raise GuardRefused(f"cannot {trigger} for {describe}: {messages}", trigger, verdicts)
-        passed = next(
-            (v for i, v in token.verdicts.items() if all(x.passed for x in v)), ()
-        )
+        passed = next((v for i, v in token.verdicts.items() if all(x.passed for x in v)), ())
         return Fired(trigger, state, token.state, passed)
 
 
 _lock = threading.Lock()
-_machines: dict[tuple[str, int, int], PathwayMachine] = {}
+_machines: dict[tuple[str, int, str], PathwayMachine] = {}
 
 
 def machine_for(workflow: Workflow, guards: GuardRegistry) -> PathwayMachine:
-    """The cached machine of (pathway, version): built once per process, shared by all patients."""
-    key = (workflow.id, workflow.version, id(workflow))
+    """The cached machine of (pathway, version): built once per process, shared by all patients.
+
+    A catalog loaded again gives equal definitions, which reuse the machine.
+    """
+    key = (workflow.id, workflow.version, workflow.source)
     found = _machines.get(key)
-    if found is None:
-        with _lock:
-            found = _machines.get(key)
-            if found is None:
-                found = PathwayMachine(workflow, guards)
-                _machines[key] = found
+    if (
+        found is not None
+        and found.guards is guards
+        and (found.workflow is workflow or found.workflow == workflow)
+    ):
+        return found
+    with _lock:
+        found = PathwayMachine(workflow, guards)
+        _machines[key] = found
     return found

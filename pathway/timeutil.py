@@ -44,9 +44,7 @@ def to_utc(value: When, *, name: str = "--at", default: datetime | None = None) 
     else:
         raise InvalidTime(f"{name}: expected a date or date-time, got {type(value).__name__}")
     if not EARLIEST_YEAR <= result.year <= LATEST_YEAR:
-        raise InvalidTime(
-            f"{name}: year {result.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}"
-        )
+        raise InvalidTime(f"{name}: year {result.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
     return result
 
 

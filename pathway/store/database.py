@@ -58,9 +58,7 @@ def create(url: str) -> Engine:
             return create_engine(url, pool_pre_ping=False, connect_args={"connect_timeout": 10})
         except (ImportError, ArgumentError) as exc:
             raise StoreError(f"cannot use {redact(url)}: {exc}") from None
-    raise StoreError(
-        f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)"
-    )
+    raise StoreError(f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
 
 
 def _sqlite(url: str, database: str | None) -> Engine:
@@ -99,8 +97,7 @@ def current_revision(engine: Engine) -> str | None:
             tables = set(inspect(conn).get_table_names())
             if tables & {"patients", "enrollments", "events"}:
                 raise StoreError(
-                    "the database has pathway-like tables but no schema version; "
-                    "it was not made by pathway"
+                    "the database has pathway-like tables but no schema version; it was not made by pathway"
                 ) from None
             return None
     return row[0] if row else None

@@ -100,7 +100,7 @@ class Tx:
         self.conn = conn
 
     # patients -----------------------------------------------------------------
-    def find_patient(self, identifier: str) -> Row[Any] | None:
+    def find_patient(self, identifier: str) -> Any:
         return self.conn.execute(
             select(patients.c.id, patients.c.identifier, patients.c.display_name).where(
                 patients.c.identifier == identifier
@@ -131,9 +131,7 @@ class Tx:
         return [_enrollment(r) for r in rows]
 
     def enrollment(self, enrollment_id: int) -> Enrollment:
-        row = self.conn.execute(
-            self._enrollment_query().where(enrollments.c.id == enrollment_id)
-        ).one()
+        row = self.conn.execute(self._enrollment_query().where(enrollments.c.id == enrollment_id)).one()
         return _enrollment(row)
 
     def list_enrollments(
@@ -177,9 +175,7 @@ class Tx:
                 )
             )
         except IntegrityError:
-            raise AlreadyEnrolled(
-                f"the patient already has an open enrollment in {pathway}"
-            ) from None
+            raise AlreadyEnrolled(f"the patient already has an open enrollment in {pathway}") from None
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def save_state(
@@ -307,19 +303,13 @@ class Tx:
         return [_observation(r) for r in self.conn.execute(query)]
 
     def observation(self, observation_id: int) -> Observation | None:
-        row = self.conn.execute(
-            select(observations).where(observations.c.id == observation_id)
-        ).first()
+        row = self.conn.execute(select(observations).where(observations.c.id == observation_id)).first()
         return _observation(row) if row else None
 
-    def mark_entered_in_error(
-        self, observation_id: int, *, reason: str, actor: str, at: datetime
-    ) -> None:
+    def mark_entered_in_error(self, observation_id: int, *, reason: str, actor: str, at: datetime) -> None:
         self.conn.execute(
             update(observations)
-            .where(
-                and_(observations.c.id == observation_id, observations.c.entered_in_error.is_(False))
-            )
+            .where(and_(observations.c.id == observation_id, observations.c.entered_in_error.is_(False)))
             .values(entered_in_error=True, error_reason=reason, error_actor=actor, error_at=at)
         )
 

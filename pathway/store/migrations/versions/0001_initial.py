@@ -153,9 +153,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
     )
     op.create_index("ix_outbox_pending", "outbox", ["delivered_at", "id"])
-    statements = (
-        APPEND_ONLY_POSTGRESQL if op.get_bind().dialect.name == "postgresql" else APPEND_ONLY_SQLITE
-    )
+    statements = APPEND_ONLY_POSTGRESQL if op.get_bind().dialect.name == "postgresql" else APPEND_ONLY_SQLITE
     for statement in statements:
         op.execute(statement)
 

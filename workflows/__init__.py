@@ -1,0 +1,1 @@
+"""The pathways that ship with pathway: YAML definitions and the guard functions they name."""
