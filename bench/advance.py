@@ -37,6 +37,9 @@ STEPS = [
     ("approve_ablation", "2026-02-18"),
     ("perform_ablation", "2026-03-10"),
 ]
+# Which steps' guards read observations and events (start_evaluation has no guard).
+READS_OBSERVATIONS = {"schedule_blocks", "approve_ablation", "perform_ablation"}
+READS_EVENTS = {"perform_ablation"}
 SAFETY = {
     "anticoagulant": False,
     "anticoagulant_plan": False,
@@ -121,25 +124,30 @@ def run_sqlite3(path: Path, patients: list[str]) -> float:
         for p in patients:
             now = datetime.now(UTC).isoformat(" ")
             conn.execute("BEGIN IMMEDIATE")
-            pid = conn.execute(
-                "SELECT id, identifier, display_name FROM patients WHERE identifier = ?", (p,)
-            ).fetchone()[0]
             enr = conn.execute(
-                "SELECT e.*, p.identifier FROM enrollments e JOIN patients p ON p.id = e.patient_id "
-                "WHERE e.patient_id = ? ORDER BY e.opened_at, e.id",
-                (pid,),
+                "SELECT e.*, p.identifier, p.display_name FROM enrollments e "
+                "JOIN patients p ON p.id = e.patient_id WHERE p.identifier = ? "
+                "ORDER BY e.opened_at, e.id",
+                (p,),
             ).fetchall()
-            eid, version, seq, state = enr[-1][0], enr[-1][13], enr[-1][12], enr[-1][5]
-            obs = conn.execute(
-                "SELECT * FROM observations WHERE enrollment_id IN (?) "
-                "AND entered_in_error = 0 ORDER BY effective_at, id",
-                (eid,),
-            ).fetchall()
-            [json.loads(o[3]) for o in obs]
-            conn.execute(
-                "SELECT * FROM events WHERE enrollment_id IN (?) ORDER BY effective_at, enrollment_id, seq",
-                (eid,),
-            ).fetchall()
+            pid = enr[-1][1]
+            eid, version, seq, state = enr[-1][0], enr[-1][12], enr[-1][11], enr[-1][5]
+            # The same reads the engine makes for this step: guards load what they read.
+            if trigger in READS_OBSERVATIONS:
+                obs = conn.execute(
+                    "SELECT * FROM observations WHERE enrollment_id IN "
+                    "(SELECT id FROM enrollments WHERE patient_id = ?) AND entered_in_error = 0 "
+                    "ORDER BY effective_at, id",
+                    (pid,),
+                ).fetchall()
+                [json.loads(o[3]) for o in obs]
+            if trigger in READS_EVENTS:
+                conn.execute(
+                    "SELECT * FROM events WHERE enrollment_id IN "
+                    "(SELECT id FROM enrollments WHERE patient_id = ?) "
+                    "ORDER BY effective_at, enrollment_id, seq",
+                    (pid,),
+                ).fetchall()
             cur = conn.execute(
                 "UPDATE enrollments SET state=?, held_from=NULL, entered_state_at=?, closed_at=NULL, "
                 "last_event_at=?, last_seq=?, version=? WHERE id=? AND version=?",

@@ -131,16 +131,18 @@ class Clinic:
         role = _check_text(role or self.role, "role", 100) or "coordinator"
         return actor, role
 
-    def _resolve(self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool) -> Enrollment:
+    def _resolve(
+        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool
+    ) -> tuple[Enrollment, list[Enrollment]]:
         """The enrollment a command means: the open one (chosen by `pathway` when there are
-        several), or for reading, the latest closed one."""
+        several), or for reading, the latest closed one; with all of the patient's enrollments."""
         _check_patient_id(patient)
-        row = tx.find_patient(patient)
-        if row is None:
+        family = tx.enrollments_of_identifier(patient)
+        if not family:
             raise NotFound(
                 f"no patient {patient!r}: enroll them first (pathway enroll {patient} --pathway ID)"
             )
-        found = tx.enrollments_of(row.id)
+        found = family
         if pathway is not None:
             found = [e for e in found if e.pathway == pathway]
             if not found:
@@ -150,52 +152,50 @@ class Clinic:
             names = ", ".join(e.pathway for e in open_)
             raise AmbiguousEnrollment(f"{patient} has open enrollments in {names}: choose one with --pathway")
         if open_:
-            return open_[0]
+            return open_[0], family
         latest = found[-1]
         if for_write:
             raise EnrollmentClosed(
                 f"{patient}'s enrollment in {latest.pathway} is closed ({latest.state} since "
                 f"{iso(latest.entered_state_at)}): enroll again for a new episode"
             )
-        return latest
+        return latest, family
 
     def _record(
         self,
         tx: Tx,
         enrollment: Enrollment,
+        family: list[Enrollment],
         now: datetime,
         *,
         reason: str | None = None,
         extra: Observation | None = None,
     ) -> PatientRecord:
-        """Load what guards read: this enrollment and every same-region enrollment of the patient."""
+        """Load what guards read: this enrollment and every same-region enrollment of the patient
+        (`family` is all of the patient's enrollments)."""
         workflow = self.workflow_of(enrollment)
-        row = tx.find_patient(enrollment.patient)
-        assert row is not None
         siblings = [enrollment]
         if workflow.region:
-            siblings = [
-                e
-                for e in tx.enrollments_of(row.id)
-                if e.id == enrollment.id or self._region_of(e) == workflow.region
-            ]
-        ids = [e.id for e in siblings]
+            siblings = [e for e in family if e.id == enrollment.id or self._region_of(e) == workflow.region]
+        ids = {e.id for e in siblings}
         by_id = {e.id: e for e in siblings}
-        observations = [
-            self._decoded(o, by_id[o.enrollment_id]) for o in tx.observations_of(ids, include_errors=False)
-        ]
-        if extra is not None:
-            observations.append(extra)
-        events = tx.events_of(ids)
-        return PatientRecord.build(
-            enrollment,
-            now,
-            [o for o in observations if o.enrollment_id == enrollment.id],
-            [e for e in events if e.enrollment_id == enrollment.id],
-            observations,
-            events,
-            reason=reason,
-        )
+
+        def load_observations() -> tuple[list[Observation], list[Observation]]:
+            # One query for the patient's observations; other regions are dropped here.
+            region = [
+                self._decoded(o, by_id[o.enrollment_id])
+                for o in tx.patient_observations(enrollment.patient_id)
+                if o.enrollment_id in ids
+            ]
+            if extra is not None:
+                region.append(extra)
+            return [o for o in region if o.enrollment_id == enrollment.id], region
+
+        def load_events() -> tuple[list[Event], list[Event]]:
+            region = [e for e in tx.patient_events(enrollment.patient_id) if e.enrollment_id in ids]
+            return [e for e in region if e.enrollment_id == enrollment.id], region
+
+        return PatientRecord(enrollment, now, load_observations, load_events, reason=reason)
 
     def _region_of(self, enrollment: Enrollment) -> str | None:
         try:
@@ -208,6 +208,8 @@ class Clinic:
             kind = self.workflow_of(enrollment).kinds.get(obs.kind)
         except NotFound:
             kind = None
+        if not fields.date_fields(kind):
+            return obs
         return replace(obs, data=fields.decode(kind, obs.data))
 
     def _describe(self, enrollment: Enrollment) -> str:
@@ -306,7 +308,7 @@ class Clinic:
                 actor=actor,
                 role=role,
             )
-            return self._status(tx, enrollment, when, role=None)
+            return self._status(tx, enrollment, tx.enrollments_of(patient_id), when, role=None)
 
     def record(
         self,
@@ -326,7 +328,7 @@ class Clinic:
         recorded = utcnow()
         when = to_utc(at, default=recorded)
         with self.store.write() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=True)
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             workflow = self.workflow_of(enrollment)
             spec = workflow.kinds.get(kind)
             if spec is None:
@@ -351,7 +353,7 @@ class Clinic:
                 role=role,
             )
             if spec.guards:
-                record = self._record(tx, enrollment, when, extra=candidate)
+                record = self._record(tx, enrollment, family, when, extra=candidate)
                 verdicts = [self.catalog.guards.evaluate(workflow, g, record) for g in spec.guards]
                 if not all(v.passed for v in verdicts):
                     messages = "; ".join(f.message for v in verdicts for f in v.failures)
@@ -465,7 +467,7 @@ class Clinic:
         recorded = utcnow()
         when = to_utc(at, default=recorded)
         with self.store.write() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=True)
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             if expected_version is not None and enrollment.version != expected_version:
                 raise ConcurrencyError(
                     f"{patient} changed since it was read (version {expected_version}, "
@@ -478,7 +480,7 @@ class Clinic:
                 )
             workflow = self.workflow_of(enrollment)
             machine = self.machine_of(workflow)
-            record = self._record(tx, enrollment, when, reason=reason)
+            record = self._record(tx, enrollment, family, when, reason=reason)
             fired = machine.fire(
                 enrollment.state,
                 enrollment.held_from,
@@ -546,9 +548,9 @@ class Clinic:
         criterion; changes nothing. `role` marks which the role may fire."""
         when = to_utc(at)
         with self.store.read() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
             machine = self.machine_of(self.workflow_of(enrollment))
-            record = self._record(tx, enrollment, when, reason=reason)
+            record = self._record(tx, enrollment, family, when, reason=reason)
             if trigger is None:
                 return machine.check(enrollment.state, enrollment.held_from, record, role)
             return [machine.check_trigger(enrollment.state, enrollment.held_from, trigger, record, role)]
@@ -557,14 +559,16 @@ class Clinic:
         """Where the patient's enrollment stands, overdue or not, and every trigger's check."""
         when = to_utc(at)
         with self.store.read() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=False)
-            return self._status(tx, enrollment, when, role=None)
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
+            return self._status(tx, enrollment, family, when, role=None)
 
-    def _status(self, tx: Tx, enrollment: Enrollment, when: datetime, role: str | None) -> Status:
+    def _status(
+        self, tx: Tx, enrollment: Enrollment, family: list[Enrollment], when: datetime, role: str | None
+    ) -> Status:
         workflow = self.workflow_of(enrollment)
         checks: tuple[TriggerCheck, ...] = ()
         if enrollment.is_open:
-            record = self._record(tx, enrollment, max(when, enrollment.last_event_at))
+            record = self._record(tx, enrollment, family, max(when, enrollment.last_event_at))
             checks = tuple(
                 self.machine_of(workflow).check(enrollment.state, enrollment.held_from, record, role)
             )
@@ -599,7 +603,7 @@ class Clinic:
     def history(self, patient: str, *, pathway: str | None = None) -> list[Event]:
         """The enrollment's events, oldest first."""
         with self.store.read() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False)
             return tx.events_of([enrollment.id])
 
     def observations(
@@ -607,7 +611,7 @@ class Clinic:
     ) -> list[Observation]:
         """The enrollment's observations, corrections included (marked entered-in-error)."""
         with self.store.read() as tx:
-            enrollment = self._resolve(tx, patient, pathway, for_write=False)
+            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False)
             found = [self._decoded(o, enrollment) for o in tx.observations_of([enrollment.id])]
             return [o for o in found if kind is None or o.kind == kind]
 

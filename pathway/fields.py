@@ -149,12 +149,17 @@ def validate(kind: KindSpec, values: Mapping[str, Any]) -> dict[str, Any]:
 def decode(kind: KindSpec | None, stored: Mapping[str, Any]) -> dict[str, Any]:
     """The typed form of stored values (ISO dates back to `date`)."""
     result = dict(stored)
-    if kind is None:
-        return result
-    for name, spec in kind.fields.items():
-        if spec.type == "date" and isinstance(result.get(name), str):
+    for name in date_fields(kind):
+        if isinstance(result.get(name), str):
             result[name] = date.fromisoformat(result[name])
     return result
+
+
+def date_fields(kind: KindSpec | None) -> tuple[str, ...]:
+    """The kind's date fields: the only ones stored differently from their typed form."""
+    if kind is None:
+        return ()
+    return tuple(name for name, spec in kind.fields.items() if spec.type == "date")
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:

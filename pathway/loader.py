@@ -489,9 +489,7 @@ def _check_guards(
     for i, t in enumerate(transitions):
         refs += [(f"transitions[{i}] ({t.trigger}).guards[{j}]", g) for j, g in enumerate(t.guards)]
     for spec_kind in kinds.values():
-        refs += [
-            (f"observations.{spec_kind.name}.guards[{j}]", g) for j, g in enumerate(spec_kind.guards)
-        ]
+        refs += [(f"observations.{spec_kind.name}.guards[{j}]", g) for j, g in enumerate(spec_kind.guards)]
     for loc, ref in refs:
         if ref.name not in guards:
             known = ", ".join(guards.names()) or "none installed"

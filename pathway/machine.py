@@ -205,6 +205,9 @@ class PathwayMachine:
 
 _lock = threading.Lock()
 _machines: dict[tuple[str, int, str], PathwayMachine] = {}
+# id(workflow) -> (workflow, machine): the fast path for a definition seen before.
+_by_identity: dict[int, tuple[Workflow, PathwayMachine]] = {}
+_IDENTITY_LIMIT = 256
 
 
 def machine_for(workflow: Workflow, guards: GuardRegistry) -> PathwayMachine:
@@ -212,15 +215,16 @@ def machine_for(workflow: Workflow, guards: GuardRegistry) -> PathwayMachine:
 
     A catalog loaded again gives equal definitions, which reuse the machine.
     """
-    key = (workflow.id, workflow.version, workflow.source)
-    found = _machines.get(key)
-    if (
-        found is not None
-        and found.guards is guards
-        and (found.workflow is workflow or found.workflow == workflow)
-    ):
-        return found
+    hit = _by_identity.get(id(workflow))
+    if hit is not None and hit[0] is workflow and hit[1].guards is guards:
+        return hit[1]
     with _lock:
-        found = PathwayMachine(workflow, guards)
-        _machines[key] = found
+        key = (workflow.id, workflow.version, workflow.source)
+        found = _machines.get(key)
+        if found is None or found.guards is not guards or found.workflow != workflow:
+            found = PathwayMachine(workflow, guards)
+            _machines[key] = found
+        if len(_by_identity) >= _IDENTITY_LIMIT:
+            _by_identity.clear()
+        _by_identity[id(workflow)] = (workflow, found)
     return found

@@ -5,9 +5,10 @@ Plain frozen dataclasses, no database: the store builds them, guards read them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -29,6 +30,7 @@ class Enrollment:
     last_event_at: datetime
     last_seq: int
     display_name: str | None = None
+    patient_id: int = 0  # the store's key for the patient
 
     @property
     def is_open(self) -> bool:
@@ -89,7 +91,11 @@ def _chronological(obs: Observation) -> tuple[datetime, int]:
     return (obs.effective_at, obs.id)
 
 
-@dataclass(frozen=True)
+ObservationRows = tuple[Observation, ...] | list[Observation]
+EventRows = tuple[Event, ...] | list[Event]
+
+
+@dataclass(frozen=True, eq=False)
 class PatientRecord:
     """What a guard may read, as of `now` (the trigger's effective time).
 
@@ -98,14 +104,15 @@ class PatientRecord:
     same region (this one included), for limits that a new episode must not reset.
     Observations entered in error, and observations dated after `now`'s calendar
     date, are left out. Observations are in chronological order.
+
+    The rows are loaded on first use (a trigger without guards reads nothing),
+    through loaders that return (own rows, region rows).
     """
 
     enrollment: Enrollment
     now: datetime
-    observations: tuple[Observation, ...]
-    events: tuple[Event, ...]
-    region_observations: tuple[Observation, ...]
-    region_events: tuple[Event, ...]
+    load_observations: Callable[[], tuple[ObservationRows, ObservationRows]]
+    load_events: Callable[[], tuple[EventRows, EventRows]]
     reason: str | None = None
 
     @classmethod
@@ -113,31 +120,51 @@ class PatientRecord:
         cls,
         enrollment: Enrollment,
         now: datetime,
-        observations: tuple[Observation, ...] | list[Observation],
-        events: tuple[Event, ...] | list[Event],
-        region_observations: tuple[Observation, ...] | list[Observation] = (),
-        region_events: tuple[Event, ...] | list[Event] = (),
+        observations: ObservationRows,
+        events: EventRows,
+        region_observations: ObservationRows = (),
+        region_events: EventRows = (),
         reason: str | None = None,
     ) -> PatientRecord:
-        """Filter and order the raw rows into the record as of `now`."""
-        today = now.date()
-
-        def visible(rows: tuple[Observation, ...] | list[Observation]) -> tuple[Observation, ...]:
-            kept = [o for o in rows if not o.entered_in_error and o.day <= today]
-            return tuple(sorted(kept, key=_chronological))
-
-        own = visible(observations)
-        region = visible(region_observations) if region_observations else own
-        own_events = tuple(sorted(events, key=lambda e: e.seq))
+        """A record from rows already at hand (region rows default to this enrollment's)."""
         return cls(
             enrollment=enrollment,
             now=now,
-            observations=own,
-            events=own_events,
-            region_observations=region,
-            region_events=tuple(region_events) if region_events else own_events,
+            load_observations=lambda: (observations, region_observations or observations),
+            load_events=lambda: (events, region_events or events),
             reason=reason,
         )
+
+    def _visible(self, rows: ObservationRows) -> tuple[Observation, ...]:
+        today = self.now.date()
+        kept = [o for o in rows if not o.entered_in_error and o.day <= today]
+        return tuple(sorted(kept, key=_chronological))
+
+    @cached_property
+    def _observation_rows(self) -> tuple[tuple[Observation, ...], tuple[Observation, ...]]:
+        own, region = self.load_observations()
+        return self._visible(own), self._visible(region)
+
+    @cached_property
+    def _event_rows(self) -> tuple[tuple[Event, ...], tuple[Event, ...]]:
+        own, region = self.load_events()
+        return tuple(sorted(own, key=lambda e: e.seq)), tuple(region)
+
+    @property
+    def observations(self) -> tuple[Observation, ...]:
+        return self._observation_rows[0]
+
+    @property
+    def region_observations(self) -> tuple[Observation, ...]:
+        return self._observation_rows[1]
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return self._event_rows[0]
+
+    @property
+    def region_events(self) -> tuple[Event, ...]:
+        return self._event_rows[1]
 
     @property
     def today(self) -> date:

@@ -66,7 +66,13 @@ def _sqlite(url: str, database: str | None) -> Engine:
         folder = Path(database).expanduser().resolve().parent
         if not folder.is_dir():
             raise StoreError(f"--db: folder {str(folder)!r} does not exist")
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    # Every unit of work ends in an explicit COMMIT or ROLLBACK, so the pool need not
+    # issue another rollback when a connection is returned.
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_reset_on_return=None,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -81,7 +87,8 @@ def _sqlite(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        # Writes are the common case: IMMEDIATE unless a reader asks for DEFERRED.
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

@@ -7,18 +7,20 @@ success and rolls back on any exception; `Store.read()` a read-only one. The
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pathway.errors import AlreadyEnrolled, ConcurrencyError, StoreError
 from pathway.record import Enrollment, Event, Observation
 from pathway.store import database
+from pathway.store.fastpath import Prepared
 from pathway.store.tables import enrollments, events, observations, outbox, patients
 from pathway.timeutil import from_storage
 
@@ -38,12 +40,12 @@ _ENROLLMENT_COLUMNS = (
 )
 
 
-def _enrollment(row: Row[Any]) -> Enrollment:
-    m = row._mapping
+def _enrollment(m: Mapping[str, Any] | Any) -> Enrollment:
     return Enrollment(
         id=m["id"],
         patient=m["identifier"],
         display_name=m["display_name"],
+        patient_id=m["patient_id"],
         pathway=m["pathway_id"],
         pathway_version=m["pathway_version"],
         profile=m["profile"],
@@ -58,8 +60,7 @@ def _enrollment(row: Row[Any]) -> Enrollment:
     )
 
 
-def _observation(row: Row[Any]) -> Observation:
-    m = row._mapping
+def _observation(m: Mapping[str, Any] | Any) -> Observation:
     return Observation(
         id=m["id"],
         enrollment_id=m["enrollment_id"],
@@ -76,8 +77,7 @@ def _observation(row: Row[Any]) -> Observation:
     )
 
 
-def _event(row: Row[Any]) -> Event:
-    m = row._mapping
+def _event(m: Mapping[str, Any] | Any) -> Event:
     return Event(
         enrollment_id=m["enrollment_id"],
         seq=m["seq"],
@@ -93,19 +93,166 @@ def _event(row: Row[Any]) -> Event:
     )
 
 
+# Statements on the hot path are built once and executed with parameters, so
+# SQLAlchemy neither rebuilds them nor recomputes their cache keys per call.
+_ENROLLMENT_SELECT = select(*_ENROLLMENT_COLUMNS).join(patients, patients.c.id == enrollments.c.patient_id)
+_ENROLLMENT_ORDER = (enrollments.c.opened_at, enrollments.c.id)
+_FIND_PATIENT = select(patients.c.id, patients.c.identifier, patients.c.display_name).where(
+    patients.c.identifier == bindparam("identifier")
+)
+_ENROLLMENTS_OF_PATIENT = _ENROLLMENT_SELECT.where(
+    enrollments.c.patient_id == bindparam("patient_id")
+).order_by(*_ENROLLMENT_ORDER)
+_ENROLLMENTS_OF_IDENTIFIER = _ENROLLMENT_SELECT.where(
+    patients.c.identifier == bindparam("identifier")
+).order_by(*_ENROLLMENT_ORDER)
+_ENROLLMENT_BY_ID = _ENROLLMENT_SELECT.where(enrollments.c.id == bindparam("enrollment_id"))
+_SAVE_STATE = (
+    update(enrollments)
+    .where(
+        and_(
+            enrollments.c.id == bindparam("b_id"),
+            enrollments.c.version == bindparam("b_expected"),
+        )
+    )
+    .values(
+        state=bindparam("b_state"),
+        held_from=bindparam("b_held_from"),
+        entered_state_at=bindparam("b_entered_state_at"),
+        closed_at=bindparam("b_closed_at"),
+        last_event_at=bindparam("b_last_event_at"),
+        last_seq=bindparam("b_last_seq"),
+        version=bindparam("b_version"),
+    )
+)
+_TOUCH = (
+    update(enrollments)
+    .where(
+        and_(
+            enrollments.c.id == bindparam("b_id"),
+            enrollments.c.version == bindparam("b_expected"),
+        )
+    )
+    .values(version=bindparam("b_version"))
+)
+_OBSERVATIONS_OF = (
+    select(observations)
+    .where(observations.c.enrollment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(observations.c.effective_at, observations.c.id)
+)
+_ACTIVE_OBSERVATIONS_OF = _OBSERVATIONS_OF.where(observations.c.entered_in_error.is_(False))
+# The same, for every enrollment of one patient: no expanding IN list to re-render per call.
+_PATIENT_ENROLLMENT_IDS = (
+    select(enrollments.c.id).where(enrollments.c.patient_id == bindparam("patient_id")).scalar_subquery()
+)
+_ACTIVE_OBSERVATIONS_OF_PATIENT = (
+    select(observations)
+    .where(
+        observations.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS),
+        observations.c.entered_in_error.is_(False),
+    )
+    .order_by(observations.c.effective_at, observations.c.id)
+)
+_EVENTS_OF_PATIENT = (
+    select(events)
+    .where(events.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS))
+    .order_by(events.c.effective_at, events.c.enrollment_id, events.c.seq)
+)
+_EVENTS_OF = (
+    select(events)
+    .where(events.c.enrollment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(events.c.effective_at, events.c.enrollment_id, events.c.seq)
+)
+_INSERT_EVENT = insert(events)
+_INSERT_OBSERVATION = insert(observations)
+_INSERT_OUTBOX = insert(outbox)
+
+_EVENT_COLUMNS = (
+    "enrollment_id",
+    "seq",
+    "trigger",
+    "from_state",
+    "to_state",
+    "actor",
+    "role",
+    "effective_at",
+    "recorded_at",
+    "reason",
+    "payload",
+)
+_OBSERVATION_COLUMNS = (
+    "enrollment_id",
+    "kind",
+    "data",
+    "effective_at",
+    "recorded_at",
+    "actor",
+    "role",
+    "entered_in_error",
+)
+_OUTBOX_COLUMNS = ("message_id", "type", "enrollment_id", "payload", "created_at", "attempts")
+
+
+class _Fast:
+    """The hot statements prepared for the SQLite DBAPI path (see fastpath.py)."""
+
+    def __init__(self) -> None:
+        self.enrollments_of_identifier = Prepared(_ENROLLMENTS_OF_IDENTIFIER)
+        self.patient_observations = Prepared(_ACTIVE_OBSERVATIONS_OF_PATIENT)
+        self.patient_events = Prepared(_EVENTS_OF_PATIENT)
+        self.save_state = Prepared(_SAVE_STATE)
+        self.touch = Prepared(_TOUCH)
+        self.insert_event = Prepared(_INSERT_EVENT, _EVENT_COLUMNS)
+        self.insert_observation = Prepared(_INSERT_OBSERVATION, _OBSERVATION_COLUMNS)
+        self.insert_outbox = Prepared(_INSERT_OUTBOX, _OUTBOX_COLUMNS)
+
+
+_fast: _Fast | None = None
+
+
+def _fast_statements() -> _Fast:
+    global _fast
+    if _fast is None:
+        _fast = _Fast()
+    return _fast
+
+
+_CONFLICT = (
+    "{patient} ({pathway}) was changed by someone else while this change was being made; "
+    "nothing was written: check its status and retry"
+)
+
+
 class Tx:
     """The reads and writes of one transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # SQLite: hot statements go straight to the DBAPI connection, inside this transaction.
+        self.dbapi: Any = None
+        self.fast: _Fast | None = None
+        if conn.dialect.name == "sqlite":
+            self.dbapi = conn.connection.driver_connection
+            self.fast = _fast_statements()
+
+    def _execute_write(self, prepared: str, statement: Any, params: Mapping[str, Any]) -> Any:
+        """Run a write on the fast path when there is one; return (rowcount, lastrowid)."""
+        if self.fast is not None:
+            cursor = getattr(self.fast, prepared).run(self.dbapi, params)
+            return cursor.rowcount, cursor.lastrowid
+        result = self.conn.execute(statement, params)
+        key = result.inserted_primary_key if result.is_insert else None
+        return result.rowcount, (key[0] if key else None)
+
+    def _select(self, prepared: str, statement: Any, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        if self.fast is not None:
+            rows: list[Mapping[str, Any]] = getattr(self.fast, prepared).rows(self.dbapi, params)
+            return rows
+        return [dict(r._mapping) for r in self.conn.execute(statement, params)]
 
     # patients -----------------------------------------------------------------
     def find_patient(self, identifier: str) -> Any:
-        return self.conn.execute(
-            select(patients.c.id, patients.c.identifier, patients.c.display_name).where(
-                patients.c.identifier == identifier
-            )
-        ).first()
+        return self.conn.execute(_FIND_PATIENT, {"identifier": identifier}).first()
 
     def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
         result = self.conn.execute(
@@ -119,25 +266,27 @@ class Tx:
         )
 
     # enrollments --------------------------------------------------------------
-    def _enrollment_query(self) -> Any:
-        return select(*_ENROLLMENT_COLUMNS).join(patients, patients.c.id == enrollments.c.patient_id)
 
     def enrollments_of(self, patient_id: int) -> list[Enrollment]:
-        rows = self.conn.execute(
-            self._enrollment_query()
-            .where(enrollments.c.patient_id == patient_id)
-            .order_by(enrollments.c.opened_at, enrollments.c.id)
+        rows = self.conn.execute(_ENROLLMENTS_OF_PATIENT, {"patient_id": patient_id})
+        return [_enrollment(r._mapping) for r in rows]
+
+    def enrollments_of_identifier(self, identifier: str) -> list[Enrollment]:
+        """Every enrollment of the patient with this identifier, oldest first (one query)."""
+        rows = self._select(
+            "enrollments_of_identifier", _ENROLLMENTS_OF_IDENTIFIER, {"identifier": identifier}
         )
         return [_enrollment(r) for r in rows]
 
     def enrollment(self, enrollment_id: int) -> Enrollment:
-        row = self.conn.execute(self._enrollment_query().where(enrollments.c.id == enrollment_id)).one()
-        return _enrollment(row)
+        return _enrollment(
+            self.conn.execute(_ENROLLMENT_BY_ID, {"enrollment_id": enrollment_id}).one()._mapping
+        )
 
     def list_enrollments(
         self, *, pathway: str | None = None, state: str | None = None, open_only: bool = False
     ) -> list[Enrollment]:
-        query = self._enrollment_query()
+        query = _ENROLLMENT_SELECT
         if pathway:
             query = query.where(enrollments.c.pathway_id == pathway)
         if state:
@@ -145,7 +294,7 @@ class Tx:
         if open_only:
             query = query.where(enrollments.c.closed_at.is_(None))
         query = query.order_by(enrollments.c.entered_state_at, enrollments.c.id)
-        return [_enrollment(r) for r in self.conn.execute(query)]
+        return [_enrollment(r._mapping) for r in self.conn.execute(query)]
 
     def add_enrollment(
         self,
@@ -190,67 +339,55 @@ class Tx:
         last_seq: int,
     ) -> None:
         """Write a state change if nobody else changed the enrollment since it was read."""
-        result = self.conn.execute(
-            update(enrollments)
-            .where(
-                and_(
-                    enrollments.c.id == enrollment.id,
-                    enrollments.c.version == enrollment.version,
-                )
-            )
-            .values(
-                state=state,
-                held_from=held_from,
-                entered_state_at=entered_state_at,
-                closed_at=closed_at,
-                last_event_at=last_event_at,
-                last_seq=last_seq,
-                version=enrollment.version + 1,
-            )
+        rowcount, _ = self._execute_write(
+            "save_state",
+            _SAVE_STATE,
+            {
+                "b_id": enrollment.id,
+                "b_expected": enrollment.version,
+                "b_state": state,
+                "b_held_from": held_from,
+                "b_entered_state_at": entered_state_at,
+                "b_closed_at": closed_at,
+                "b_last_event_at": last_event_at,
+                "b_last_seq": last_seq,
+                "b_version": enrollment.version + 1,
+            },
         )
-        if result.rowcount != 1:
-            raise ConcurrencyError(
-                f"{enrollment.patient} ({enrollment.pathway}) was changed by someone else "
-                "while this change was being made; nothing was written: check its status and retry"
-            )
+        if rowcount != 1:
+            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
 
     def touch(self, enrollment: Enrollment) -> None:
         """Bump the enrollment's version (a record or correction), refusing a concurrent change."""
-        result = self.conn.execute(
-            update(enrollments)
-            .where(
-                and_(
-                    enrollments.c.id == enrollment.id,
-                    enrollments.c.version == enrollment.version,
-                )
-            )
-            .values(version=enrollment.version + 1)
+        rowcount, _ = self._execute_write(
+            "touch",
+            _TOUCH,
+            {"b_id": enrollment.id, "b_expected": enrollment.version, "b_version": enrollment.version + 1},
         )
-        if result.rowcount != 1:
-            raise ConcurrencyError(
-                f"{enrollment.patient} ({enrollment.pathway}) was changed by someone else "
-                "while this change was being made; nothing was written: check its status and retry"
-            )
+        if rowcount != 1:
+            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
 
     # events -------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         try:
-            self.conn.execute(
-                insert(events).values(
-                    enrollment_id=event.enrollment_id,
-                    seq=event.seq,
-                    trigger=event.trigger,
-                    from_state=event.from_state,
-                    to_state=event.to_state,
-                    actor=event.actor,
-                    role=event.role,
-                    effective_at=event.effective_at,
-                    recorded_at=event.recorded_at,
-                    reason=event.reason,
-                    payload=dict(event.payload) or None,
-                )
+            self._execute_write(
+                "insert_event",
+                _INSERT_EVENT,
+                {
+                    "enrollment_id": event.enrollment_id,
+                    "seq": event.seq,
+                    "trigger": event.trigger,
+                    "from_state": event.from_state,
+                    "to_state": event.to_state,
+                    "actor": event.actor,
+                    "role": event.role,
+                    "effective_at": event.effective_at,
+                    "recorded_at": event.recorded_at,
+                    "reason": event.reason,
+                    "payload": dict(event.payload) or None,
+                },
             )
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             raise ConcurrencyError(
                 "another change to this enrollment was recorded at the same moment; retry"
             ) from None
@@ -258,12 +395,8 @@ class Tx:
     def events_of(self, enrollment_ids: Sequence[int]) -> list[Event]:
         if not enrollment_ids:
             return []
-        rows = self.conn.execute(
-            select(events)
-            .where(events.c.enrollment_id.in_(list(enrollment_ids)))
-            .order_by(events.c.effective_at, events.c.enrollment_id, events.c.seq)
-        )
-        return [_event(r) for r in rows]
+        rows = self.conn.execute(_EVENTS_OF, {"ids": list(enrollment_ids)})
+        return [_event(r._mapping) for r in rows]
 
     # observations -------------------------------------------------------------
     def add_observation(
@@ -277,34 +410,45 @@ class Tx:
         actor: str,
         role: str,
     ) -> int:
-        result = self.conn.execute(
-            insert(observations).values(
-                enrollment_id=enrollment_id,
-                kind=kind,
-                data=dict(data),
-                effective_at=effective_at,
-                recorded_at=recorded_at,
-                actor=actor,
-                role=role,
-                entered_in_error=False,
-            )
+        _, key = self._execute_write(
+            "insert_observation",
+            _INSERT_OBSERVATION,
+            {
+                "enrollment_id": enrollment_id,
+                "kind": kind,
+                "data": dict(data),
+                "effective_at": effective_at,
+                "recorded_at": recorded_at,
+                "actor": actor,
+                "role": role,
+                "entered_in_error": False,
+            },
         )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+        return int(key)
 
     def observations_of(
         self, enrollment_ids: Sequence[int], *, include_errors: bool = True
     ) -> list[Observation]:
         if not enrollment_ids:
             return []
-        query = select(observations).where(observations.c.enrollment_id.in_(list(enrollment_ids)))
-        if not include_errors:
-            query = query.where(observations.c.entered_in_error.is_(False))
-        query = query.order_by(observations.c.effective_at, observations.c.id)
-        return [_observation(r) for r in self.conn.execute(query)]
+        query = _OBSERVATIONS_OF if include_errors else _ACTIVE_OBSERVATIONS_OF
+        return [_observation(r._mapping) for r in self.conn.execute(query, {"ids": list(enrollment_ids)})]
+
+    def patient_observations(self, patient_id: int) -> list[Observation]:
+        """Every active (not entered-in-error) observation of every enrollment of a patient."""
+        rows = self._select(
+            "patient_observations", _ACTIVE_OBSERVATIONS_OF_PATIENT, {"patient_id": patient_id}
+        )
+        return [_observation(r) for r in rows]
+
+    def patient_events(self, patient_id: int) -> list[Event]:
+        """Every event of every enrollment of a patient."""
+        rows = self._select("patient_events", _EVENTS_OF_PATIENT, {"patient_id": patient_id})
+        return [_event(r) for r in rows]
 
     def observation(self, observation_id: int) -> Observation | None:
         row = self.conn.execute(select(observations).where(observations.c.id == observation_id)).first()
-        return _observation(row) if row else None
+        return _observation(row._mapping) if row else None
 
     def mark_entered_in_error(self, observation_id: int, *, reason: str, actor: str, at: datetime) -> None:
         self.conn.execute(
@@ -318,15 +462,17 @@ class Tx:
         self, *, type: str, enrollment_id: int | None, payload: Mapping[str, Any], at: datetime
     ) -> str:
         message_id = str(payload.get("id") or uuid.uuid4())
-        self.conn.execute(
-            insert(outbox).values(
-                message_id=message_id,
-                type=type,
-                enrollment_id=enrollment_id,
-                payload=dict(payload),
-                created_at=at,
-                attempts=0,
-            )
+        self._execute_write(
+            "insert_outbox",
+            _INSERT_OUTBOX,
+            {
+                "message_id": message_id,
+                "type": type,
+                "enrollment_id": enrollment_id,
+                "payload": dict(payload),
+                "created_at": at,
+                "attempts": 0,
+            },
         )
         return message_id
 
@@ -354,33 +500,42 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """A write transaction: committed when the block ends, rolled back on any exception."""
+        """A write transaction: committed when the block ends, rolled back on any exception.
+
+        On SQLite it begins IMMEDIATE (the engine's default), so writers queue on the
+        busy timeout instead of deadlocking when a reader would upgrade to a writer."""
         conn = self.engine.connect()
         try:
-            if self.backend == "sqlite":
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield Tx(conn)
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             raise _store_error(exc) from None
         finally:
             conn.close()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        """A read-only transaction (rolled back at the end)."""
-        with self.engine.connect() as conn:
+        """A read-only transaction: one consistent snapshot, rolled back at the end."""
+        conn = self.engine.connect()
+        try:
+            if self.backend == "sqlite":
+                conn = conn.execution_options(sqlite_begin="DEFERRED")
+            transaction = conn.begin()
             try:
                 yield Tx(conn)
-            except OperationalError as exc:
-                raise _store_error(exc) from None
+            finally:
+                transaction.rollback()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            raise _store_error(exc) from None
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _store_error(exc: OperationalError) -> StoreError | ConcurrencyError:
-    text = str(exc.orig)
+def _store_error(exc: Exception) -> StoreError | ConcurrencyError:
+    text = str(getattr(exc, "orig", None) or exc)
     if "locked" in text or "could not serialize" in text or "deadlock" in text:
         return ConcurrencyError(f"the database is busy with another change ({text}); retry")
     return StoreError(f"database error: {text}")
