@@ -25,12 +25,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def normalize_url(url: str) -> str:
-    """Accept the URLs people write: a bare `postgresql://` means psycopg 3, a path means SQLite."""
+    """Accept the URLs people write: a bare `postgresql://` means psycopg 3."""
     url = url.strip()
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if "://" not in url and url:
-        return f"sqlite:///{url}"
     return url
 
 
@@ -46,6 +44,8 @@ def create(url: str) -> Engine:
     """An engine for `url` with the settings this project relies on."""
     url = normalize_url(url)
     try:
+        if "://" not in url:
+            raise ArgumentError(url)
         parsed = make_url(url)
     except ArgumentError:
         raise StoreError(
