@@ -427,6 +427,38 @@ def _remove_sqlite_file(url: str) -> None:
             os.remove(path + suffix)
 
 
+@cli.command()
+@click.option("--pathway", required=True, help="The pathway whose enrollments move.")
+@click.option("--to-version", "to_version", type=int, required=True, help="The version to move to.")
+@click.option("--state", "states", multiple=True, help="Only enrollments in this state (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--at", help=AT_HELP)
+@json_option
+def migrate(
+    pathway: str, to_version: int, states: tuple[str, ...], dry_run: bool, at: str | None, as_json: bool
+) -> None:
+    """Move open enrollments of a pathway to another version of its workflow file.
+
+    Enrollments stay on the version they started on until migrated. One whose
+    state does not exist in the target version is refused and left as it is
+    (exit 3 when any is refused). Each move records a `migrate` event.
+    """
+    results = settings().clinic().migrate(pathway, to_version, states=states, dry_run=dry_run, at=at)
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        verb = "would move" if dry_run else "moved"
+        for r in results:
+            if r.migrated:
+                click.echo(f"{verb} {r.patient} ({r.state}) v{r.from_version} -> v{r.to_version}")
+            else:
+                click.echo(f"refused {r.patient} ({r.state}): {r.reason}")
+        moved = sum(r.migrated for r in results)
+        click.echo(f"{moved} {verb}, {len(results) - moved} refused")
+    if any(not r.migrated for r in results):
+        sys.exit(3)
+
+
 # --- workflows -----------------------------------------------------------------------------
 
 

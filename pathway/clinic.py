@@ -40,7 +40,7 @@ from pathway.machine import PathwayMachine, TriggerCheck, machine_for
 from pathway.record import Enrollment, Event, Observation, PatientRecord
 from pathway.store.repository import Store, Tx
 from pathway.timeutil import When, days_between, to_utc, utcnow
-from pathway.views import Status, Summary, Transitioned, iso
+from pathway.views import Migrated, Status, Summary, Transitioned, iso
 
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 MAX_NAME = 200
@@ -532,6 +532,97 @@ class Clinic:
                 role=role,
             )
             return Transitioned(patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, seq)
+
+    def migrate(
+        self,
+        pathway: str,
+        to_version: int,
+        *,
+        states: Iterable[str] = (),
+        dry_run: bool = False,
+        at: When = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> list[Migrated]:
+        """Move open enrollments of `pathway` (optionally only those in `states`) to
+        `to_version`. An enrollment whose state (or held-from state) does not exist in
+        the target is refused and left as it is; each move records a `migrate` event.
+        With `dry_run`, nothing is written and the result says what would happen."""
+        actor, role = self._who(actor, role)
+        target = self.catalog.get(pathway, to_version)
+        if role not in target.roles:
+            raise RoleRefused(
+                f"cannot migrate {pathway} as {role}: roles are {', '.join(target.roles)}", target.roles
+            )
+        wanted = set(states)
+        unknown = wanted - {
+            s for v in self.catalog.versions(pathway) for s in self.catalog.get(pathway, v).states
+        }
+        if unknown:
+            raise InvalidInput(f"--state: unknown state(s) {', '.join(sorted(unknown))} in {pathway}")
+        recorded = utcnow()
+        when = to_utc(at, default=recorded)
+        with self.store.read() as tx:
+            candidates = [
+                e
+                for e in tx.list_enrollments(pathway=pathway, open_only=True)
+                if e.pathway_version != to_version and (not wanted or e.state in wanted)
+            ]
+        results = []
+        for e in candidates:
+            reason = None
+            if e.state not in target.states:
+                reason = f"state {e.state} does not exist in {pathway} version {to_version}"
+            elif e.held_from and e.held_from not in target.states:
+                reason = f"held-from state {e.held_from} does not exist in version {to_version}"
+            elif when < e.last_event_at:
+                reason = f"--at {iso(when)} is before the previous event ({iso(e.last_event_at)})"
+            if reason is None and not dry_run:
+                self._repin(e, to_version, when, recorded, actor, role)
+            results.append(
+                Migrated(e.patient, pathway, e.state, e.pathway_version, to_version, reason is None, reason)
+            )
+        return results
+
+    def _repin(
+        self, seen: Enrollment, to_version: int, when: datetime, recorded: datetime, actor: str, role: str
+    ) -> None:
+        """One enrollment's migration: its own transaction, refused if it changed meanwhile."""
+        with self.store.write() as tx:
+            enrollment = tx.enrollment(seen.id)
+            if enrollment.version != seen.version:
+                raise ConcurrencyError(f"{enrollment.patient} changed during the migration; run it again")
+            seq = enrollment.last_seq + 1
+            tx.repin(enrollment, pathway_version=to_version, last_seq=seq, last_event_at=when)
+            payload = {"from_version": enrollment.pathway_version, "to_version": to_version}
+            tx.add_event(
+                Event(
+                    enrollment.id,
+                    seq,
+                    "migrate",
+                    enrollment.state,
+                    enrollment.state,
+                    actor,
+                    role,
+                    when,
+                    recorded,
+                    payload=payload,
+                )
+            )
+            self._outbox(
+                tx,
+                "enrollment.migrated",
+                enrollment,
+                recorded,
+                trigger="migrate",
+                **{"from": enrollment.state, "to": enrollment.state},
+                seq=seq,
+                **payload,
+                effective_at=iso(when),
+                recorded_at=iso(recorded),
+                actor=actor,
+                role=role,
+            )
 
     # queries ----------------------------------------------------------------------
     def check(

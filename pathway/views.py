@@ -161,3 +161,27 @@ class Summary:
             "overdue": self.overdue,
             "open": self.open,
         }
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """One enrollment considered by `migrate`: moved, or refused with the reason."""
+
+    patient: str
+    pathway: str
+    state: str
+    from_version: int
+    to_version: int
+    migrated: bool
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient,
+            "pathway": self.pathway,
+            "state": self.state,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "migrated": self.migrated,
+            "reason": self.reason,
+        }

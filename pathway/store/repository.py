@@ -367,6 +367,23 @@ class Tx:
         if rowcount != 1:
             raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
 
+    def repin(
+        self, enrollment: Enrollment, *, pathway_version: int, last_seq: int, last_event_at: datetime
+    ) -> None:
+        """Move an enrollment to another version of its pathway (state unchanged)."""
+        result = self.conn.execute(
+            update(enrollments)
+            .where(and_(enrollments.c.id == enrollment.id, enrollments.c.version == enrollment.version))
+            .values(
+                pathway_version=pathway_version,
+                last_seq=last_seq,
+                last_event_at=last_event_at,
+                version=enrollment.version + 1,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
+
     # events -------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         try:
