@@ -45,9 +45,11 @@ def test_the_installed_console_script_enrolls_and_reports(tmp_path: Path) -> Non
     assert "Traceback" not in refused.stderr
 
 
-@pytest.mark.slow
-def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual environment with pathway installed from a wheel built from this tree."""
+    root = tmp_path_factory.mktemp("fresh")
+    wheels = root / "wheels"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)],
         capture_output=True,
@@ -56,33 +58,121 @@ def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(tmp_path: Pat
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("pathway-*.whl")
-    env_dir = tmp_path / "venv"
+    env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert installed.returncode == 0, installed.stderr
+    return env_dir
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PATHWAY_WORKFLOWS")}
+
+
+@pytest.mark.slow
+def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(fresh_env: Path, tmp_path: Path) -> None:
     # Run from an empty folder so nothing is imported from the source tree.
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PATHWAY_WORKFLOWS")}
-    script = str(env_dir / "bin" / "pathway")
+    script = str(fresh_env / "bin" / "pathway")
     listed = subprocess.run(
         [script, "workflows", "list", "--json"],
         capture_output=True,
         text=True,
         cwd=work,
-        env=env,
+        env=clean_env(),
         check=False,
     )
     assert listed.returncode == 0, listed.stderr
     ids = {w["id"] for w in json.loads(listed.stdout)}
     assert {"cervical-neurotomy", "lumbar-neurotomy"} <= ids
     assert all(str(ROOT) not in w["source"] for w in json.loads(listed.stdout))
-    demo = subprocess.run([script, "demo"], capture_output=True, text=True, cwd=work, env=env, check=False)
+    demo = subprocess.run(
+        [script, "demo"], capture_output=True, text=True, cwd=work, env=clean_env(), check=False
+    )
     assert demo.returncode == 0, demo.stderr
     assert (work / "demo.db").exists()
+
+
+PLUGIN_MODULE = '''
+"""A clinic's own guard, shipped as an installed package."""
+from pathway import Criteria, guard
+
+
+@guard("consent_signed", reads={"consent": ("signed",)})
+def consent_signed(record, params):
+    """The patient signed the consent form."""
+    c = Criteria("consent_signed")
+    latest = record.latest("consent")
+    c.require(latest is not None and latest["signed"], "consent",
+              "no signed consent is recorded: record consent signed=yes")
+    return c.verdict()
+
+
+GUARDS = {"consent_signed": consent_signed}
+'''
+
+LOCAL_PATHWAY = """
+id: injection-clinic
+version: 1
+title: A clinic's own pathway using a plug-in guard
+roles: [coordinator]
+states:
+  waiting: {initial: true, sla_days: 7}
+  treated: {terminal: true}
+transitions:
+  - {trigger: treat, source: waiting, dest: treated, guards: [consent_signed]}
+observations:
+  consent:
+    fields:
+      signed: {type: bool}
+"""
+
+
+@pytest.mark.slow
+def test_a_plugin_package_contributes_a_guard_to_a_local_pathway(fresh_env: Path, tmp_path: Path) -> None:
+    plugin = tmp_path / "clinic-guards"
+    (plugin / "clinic_guards").mkdir(parents=True)
+    (plugin / "clinic_guards" / "__init__.py").write_text(PLUGIN_MODULE)
+    (plugin / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "clinic-guards"\nversion = "1.0"\n'
+        '[project.entry-points."pathway.guards"]\nclinic = "clinic_guards:GUARDS"\n'
+    )
+    installed = subprocess.run(
+        [str(fresh_env / "bin" / "python"), "-m", "pip", "install", "--quiet", str(plugin)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "injection.yaml").write_text(LOCAL_PATHWAY)
+    db = f"sqlite:///{tmp_path / 'plugin.db'}"
+    base = [str(fresh_env / "bin" / "pathway"), "--db", db, "--workflows", str(local)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], capture_output=True, text=True, cwd=tmp_path, env=clean_env(), check=False
+        )
+
+    assert run("enroll", "P1", "--pathway", "injection-clinic").returncode == 0
+    refused = run("advance", "P1", "treat")
+    assert refused.returncode == 3 and "no signed consent" in refused.stderr
+    assert run("record", "P1", "consent", "signed=yes").returncode == 0
+    assert run("advance", "P1", "treat").returncode == 0
+    # the same file without the plug-in installed names the unknown guard
+    missing = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--workflows", str(local), "workflows", "list"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert missing.returncode == 1 and "unknown guard 'consent_signed'" in missing.stderr
