@@ -602,6 +602,118 @@ def workflows_schema() -> None:
     emit_json(workflow_schema())
 
 
+# --- outbox --------------------------------------------------------------------------------
+
+
+@cli.group()
+def outbox() -> None:
+    """Integration messages: one per committed change, delivered at least once."""
+
+
+@outbox.command("list")
+@click.option("--pending", is_flag=True, help="Only messages not yet delivered.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many (oldest first).")
+@json_option
+def outbox_list(pending: bool, limit: int | None, as_json: bool) -> None:
+    """Outbox messages, oldest first, with their delivery state."""
+    rows = settings().clinic().outbox(pending_only=pending, limit=limit)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no messages")
+        return
+    click.echo(
+        table(
+            ["id", "type", "patient", "change", "delivered", "attempts", "last error"],
+            [
+                [
+                    r["message"]["id"][:8],
+                    r["message"]["type"],
+                    r["message"]["patient"],
+                    r["message"].get("trigger") or (r["message"].get("observation") or {}).get("kind", ""),
+                    (r["delivered_at"] or "")[:16].replace("T", " "),
+                    r["attempts"],
+                    r["last_error"] or "",
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@outbox.command("deliver")
+@click.option("--url", required=True, help="Endpoint that receives each message as a JSON POST.")
+@click.option("--follow", is_flag=True, help="Keep running, delivering new messages as they come.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@click.option(
+    "--batch", type=click.IntRange(1), default=500, show_default=True, help="Messages read per pass."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each answer.",
+)
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(0.0),
+    default=1.0,
+    show_default=True,
+    help="First back-off after a failure; doubles per attempt, at most 5 minutes.",
+)
+@json_option
+def outbox_deliver(
+    url: str, follow: bool, interval: float, batch: int, timeout: float, retry_delay: float, as_json: bool
+) -> None:
+    """POST pending messages to URL, in order per enrollment, marking each delivered only on
+    a 2xx answer. Safe from cron (exit 1 when a message failed and will be retried) or as a
+    long-running process with --follow (stops cleanly on SIGTERM or Ctrl-C)."""
+    import signal
+    import threading
+
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("expected an http:// or https:// URL", param_hint="--url")
+    stop = threading.Event()
+    if follow:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    def progress(report: Any) -> None:
+        if follow and not as_json:
+            click.echo(f"delivered {report.delivered}, failed {report.failed}", err=True)
+
+    report = (
+        settings()
+        .clinic()
+        .deliver_outbox(
+            url,
+            follow=follow,
+            interval=interval,
+            stop=stop,
+            on_pass=progress,
+            batch=batch,
+            timeout=timeout,
+            base_delay=retry_delay,
+        )
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(f"delivered {report.delivered}, failed {report.failed}, held back {report.held_back}")
+        for error in report.errors[:20]:
+            click.echo(f"  {error}")
+    if report.failed and not follow:
+        sys.exit(1)
+
+
 # --- database ------------------------------------------------------------------------------
 
 

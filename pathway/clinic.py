@@ -13,9 +13,10 @@ outbox message commit together or not at all.
 from __future__ import annotations
 
 import getpass
+import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ from pathway.record import Enrollment, Event, Observation, PatientRecord
 from pathway.store.repository import Store, Tx
 from pathway.timeutil import When, days_between, to_utc, utcnow
 from pathway.views import Migrated, Status, Summary, Transitioned, iso
+
+logger = logging.getLogger("pathway")
 
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 MAX_NAME = 200
@@ -87,6 +90,45 @@ class Clinic:
         self.catalog = catalog
         self.actor = actor or default_actor()
         self.role = role
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        store.after_commit.append(self._publish)
+
+    # integration ------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `callback(message)` with each outbox message after its change commits
+        (in-process; a failing subscriber is logged and does not undo the change).
+        Returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def _publish(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            for callback in list(self._subscribers):
+                try:
+                    callback(message)
+                except Exception:
+                    logger.exception("outbox subscriber %r failed on message %s", callback, message.get("id"))
+
+    def outbox(self, *, pending_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+        """Outbox messages, oldest first: the envelope plus delivery state."""
+        with self.store.read() as tx:
+            rows = tx.outbox_messages(pending_only=pending_only, limit=limit)
+        return [
+            {
+                "message": row["payload"],
+                "delivered_at": iso(row["delivered_at"]),
+                "attempts": row["attempts"],
+                "last_error": row["last_error"],
+                "next_attempt_at": iso(row["next_attempt_at"]),
+            }
+            for row in rows
+        ]
+
+    def deliver_outbox(self, url: str, **options: Any) -> Any:
+        """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
+        from pathway.outbox import deliver
+
+        return deliver(self.store, url, **options)
 
     @classmethod
     def open(

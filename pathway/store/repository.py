@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -228,6 +228,7 @@ class Tx:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.messages: list[dict[str, Any]] = []  # outbox messages written in this transaction
         # SQLite: hot statements go straight to the DBAPI connection, inside this transaction.
         self.dbapi: Any = None
         self.fast: _Fast | None = None
@@ -479,6 +480,7 @@ class Tx:
         self, *, type: str, enrollment_id: int | None, payload: Mapping[str, Any], at: datetime
     ) -> str:
         message_id = str(payload.get("id") or uuid.uuid4())
+        self.messages.append(dict(payload))
         self._execute_write(
             "insert_outbox",
             _INSERT_OUTBOX,
@@ -493,6 +495,42 @@ class Tx:
         )
         return message_id
 
+    def outbox_messages(
+        self, *, pending_only: bool = False, limit: int | None = None, due_at: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Outbox rows oldest first; `due_at` keeps pending ones whose retry time has come."""
+        query = select(outbox).order_by(outbox.c.id)
+        if pending_only or due_at is not None:
+            query = query.where(outbox.c.delivered_at.is_(None))
+        if due_at is not None:
+            query = query.where((outbox.c.next_attempt_at.is_(None)) | (outbox.c.next_attempt_at <= due_at))
+        if limit is not None:
+            query = query.limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def outbox_pending_enrollments_before(self, message_id: int) -> set[int]:
+        """Enrollments with an undelivered message older than `message_id` (order is kept)."""
+        rows = self.conn.execute(
+            select(outbox.c.enrollment_id)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.id < message_id)
+            .distinct()
+        )
+        return {r[0] for r in rows}
+
+    def mark_delivered(self, row_id: int, at: datetime) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id, outbox.c.delivered_at.is_(None))
+            .values(delivered_at=at, attempts=outbox.c.attempts + 1, last_error=None, next_attempt_at=None)
+        )
+
+    def mark_failed(self, row_id: int, error: str, retry_at: datetime) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id, outbox.c.delivered_at.is_(None))
+            .values(attempts=outbox.c.attempts + 1, last_error=error[:1000], next_attempt_at=retry_at)
+        )
+
     def outbox_count(self, *, pending_only: bool = False) -> int:
         query = select(func.count()).select_from(outbox)
         if pending_only:
@@ -506,6 +544,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.backend = engine.dialect.name
+        #: Called with a transaction's outbox messages once it has committed.
+        self.after_commit: list[Callable[[list[dict[str, Any]]], None]] = []
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Store:
@@ -524,11 +564,15 @@ class Store:
         conn = self.engine.connect()
         try:
             with conn.begin():
-                yield Tx(conn)
+                tx = Tx(conn)
+                yield tx
         except (OperationalError, sqlite3.OperationalError) as exc:
             raise _store_error(exc) from None
         finally:
             conn.close()
+        if tx.messages:
+            for hook in self.after_commit:
+                hook(tx.messages)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -156,5 +156,6 @@ outbox = Table(
     Column("delivered_at", UtcTime),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
+    Column("next_attempt_at", UtcTime),
     Index("ix_outbox_pending", "delivered_at", "id"),
 )
