@@ -71,3 +71,22 @@ def test_a_postgres_password_never_appears_in_errors() -> None:
     with pytest.raises(StoreError) as caught:
         Clinic.open("postgresql://someone:s3cret@127.0.0.1:1/nowhere")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_database_at_an_older_revision_is_upgraded_by_db_upgrade(tmp_path: Path) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = database.create(url)
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    with pytest.raises(StoreError, match="pathway db upgrade"):
+        Clinic.open(url)
+    assert database.upgrade(engine) == ("0001", database.SCHEMA_HEAD)
+    engine.dispose()
+    with Clinic.open(url) as clinic:
+        clinic.enroll("P1", "cervical-neurotomy", at="2026-01-05")
+        assert clinic.outbox()[0]["next_attempt_at"] is None
