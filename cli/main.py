@@ -602,6 +602,70 @@ def workflows_schema() -> None:
     emit_json(workflow_schema())
 
 
+# --- import and export ---------------------------------------------------------------------
+
+
+@cli.group("import")
+def import_() -> None:
+    """Bring referrals in from files."""
+
+
+@cli.group()
+def export() -> None:
+    """Write enrollments and events out in standard formats."""
+
+
+@import_.command("referrals")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--pathway", help="Pathway for rows without a pathway column.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if others are bad.")
+@json_option
+def import_referrals(file: str, pathway: str | None, skip_invalid: bool, as_json: bool) -> None:
+    """Enroll every referral in a CSV FILE with columns patient, referred_at and optionally
+    pathway, profile, name (a header row names them).
+
+    Every row is checked first; a bad row is reported by line number and field,
+    and without --skip-invalid nothing is imported (exit 1). Running the same
+    file again enrolls nobody twice.
+    """
+    clinic = settings().clinic()
+    show_bar = sys.stderr.isatty() and not as_json
+    with click.progressbar(
+        length=_count_rows(file), label="importing", file=sys.stderr, hidden=not show_bar
+    ) as bar:
+        report = clinic.import_referrals(
+            file, pathway=pathway, skip_invalid=skip_invalid, progress=bar.update
+        )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for problem in report.problems[:50]:
+            click.echo(problem, err=True)
+        if len(report.problems) > 50:
+            click.echo(f"... and {len(report.problems) - 50} more problems", err=True)
+        if report.problems and not skip_invalid:
+            click.echo(
+                f"nothing imported: {len(report.problems)} problem(s) in {report.rows} rows "
+                "(fix them, or use --skip-invalid)",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"imported {report.imported}, already enrolled {report.already_enrolled}, "
+                f"invalid {len(report.problems)} (of {report.rows} rows)"
+            )
+    if report.problems and not skip_invalid:
+        sys.exit(1)
+
+
+def _count_rows(file: str) -> int:
+    try:
+        with open(file, "rb") as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    except OSError:
+        return 0
+
+
 # --- outbox --------------------------------------------------------------------------------
 
 

@@ -124,6 +124,40 @@ class Clinic:
             for row in rows
         ]
 
+    def import_referrals(
+        self,
+        source: str | Path | Iterable[tuple[int, Mapping[str, str]]],
+        *,
+        pathway: str | None = None,
+        skip_invalid: bool = False,
+        actor: str | None = None,
+        role: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Any:
+        """Enroll every referral of a CSV file (or (line, row) pairs); see `pathway.referrals`.
+
+        Every row is validated first; with problems and without `skip_invalid`,
+        nothing is written and the report lists them by line and field."""
+        from pathway import referrals
+
+        actor, role = self._who(actor, role)
+        rows = referrals.read_csv(source) if isinstance(source, str | Path) else source
+        valid, problems, count = referrals.validate(rows, self.catalog, pathway, _check_patient_id)
+        for workflow_id in {r.pathway for r in valid}:
+            workflow = self.catalog.get(workflow_id)
+            if role not in workflow.roles:
+                raise RoleRefused(
+                    f"cannot enroll in {workflow_id} as {role}: roles are {', '.join(workflow.roles)}",
+                    workflow.roles,
+                )
+        report = referrals.ImportReport(rows=count, problems=problems)
+        if problems and not skip_invalid:
+            return report
+        report.imported, report.already_enrolled = referrals.write(
+            self.store, valid, actor=actor, role=role, progress=progress
+        )
+        return report
+
     def deliver_outbox(self, url: str, **options: Any) -> Any:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver

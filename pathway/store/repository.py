@@ -191,6 +191,27 @@ _OBSERVATION_COLUMNS = (
     "entered_in_error",
 )
 _OUTBOX_COLUMNS = ("message_id", "type", "enrollment_id", "payload", "created_at", "attempts")
+_PATIENT_COLUMNS = ("identifier", "display_name", "created_at")
+_ENROLLMENT_INSERT_COLUMNS = (
+    "patient_id",
+    "pathway_id",
+    "pathway_version",
+    "profile",
+    "state",
+    "held_from",
+    "entered_state_at",
+    "opened_at",
+    "closed_at",
+    "last_event_at",
+    "last_seq",
+    "version",
+)
+_BULK = {
+    "patients": (insert(patients), _PATIENT_COLUMNS),
+    "enrollments": (insert(enrollments), _ENROLLMENT_INSERT_COLUMNS),
+    "events": (_INSERT_EVENT, _EVENT_COLUMNS),
+    "outbox": (_INSERT_OUTBOX, _OUTBOX_COLUMNS),
+}
 
 
 class _Fast:
@@ -205,6 +226,7 @@ class _Fast:
         self.insert_event = Prepared(_INSERT_EVENT, _EVENT_COLUMNS)
         self.insert_observation = Prepared(_INSERT_OBSERVATION, _OBSERVATION_COLUMNS)
         self.insert_outbox = Prepared(_INSERT_OUTBOX, _OUTBOX_COLUMNS)
+        self.bulk = {name: Prepared(stmt, cols) for name, (stmt, cols) in _BULK.items()}
 
 
 _fast: _Fast | None = None
@@ -494,6 +516,17 @@ class Tx:
             },
         )
         return message_id
+
+    def insert_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows into `table` (patients, enrollments, events or outbox) in one executemany;
+        every row gives every column of that table's bulk column list."""
+        if not rows:
+            return
+        if self.fast is not None:
+            self.fast.bulk[table].many(self.dbapi, rows)
+        else:
+            statement, _ = _BULK[table]
+            self.conn.execute(statement, list(rows))
 
     def outbox_messages(
         self, *, pending_only: bool = False, limit: int | None = None, due_at: datetime | None = None

@@ -56,7 +56,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is not None:
             value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
