@@ -324,34 +324,46 @@ def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> 
 @cli.command()
 @click.argument("patient")
 @click.option("--pathway", help=PATHWAY_HELP)
+@click.option("--audit", is_flag=True, help="With --json: observations and corrections too.")
 @json_option
-def history(patient: str, pathway: str | None, as_json: bool) -> None:
-    """PATIENT's events, oldest first: who did what, when it took effect, when it was entered."""
-    from pathway.views import event_dict
+def history(patient: str, pathway: str | None, audit: bool, as_json: bool) -> None:
+    """PATIENT's history, oldest first: every event, and every observation recorded or marked
+    entered-in-error, with who did it, when it took effect and when it was entered.
 
-    events = [event_dict(e) for e in settings().clinic().history(patient, pathway=pathway)]
-    if as_json:
-        emit_json(events)
+    --json prints the events; --json --audit prints the whole audit trail.
+    """
+    from pathway.views import audit_entries, event_dict
+
+    clinic = settings().clinic()
+    events = clinic.history(patient, pathway=pathway)
+    if as_json and not audit:
+        emit_json([event_dict(e) for e in events])
         return
-    click.echo(
-        table(
-            ["seq", "at", "trigger", "from", "to", "actor", "role", "recorded", "reason"],
+    entries = audit_entries(events, clinic.observations(patient, pathway=pathway))
+    if as_json:
+        emit_json(entries)
+        return
+    rows = []
+    for e in entries:
+        if e["type"] == "event":
+            what, change = e["trigger"], f"{e['from'] or ''} -> {e['to']}"
+        elif e["type"] == "observation":
+            what, change = f"record {e['kind']} {e['observation']}", ""
+        else:
+            what, change = f"correct {e['kind']} {e['observation']}", "entered-in-error"
+        rows.append(
             [
-                [
-                    e["seq"],
-                    day(e["at"]),
-                    e["trigger"],
-                    e["from"] or "",
-                    e["to"],
-                    e["actor"],
-                    e["role"],
-                    (e["recorded_at"] or "")[:16].replace("T", " "),
-                    e["reason"] or "",
-                ]
-                for e in events
-            ],
+                e.get("seq", ""),
+                day(e["at"]),
+                what,
+                change,
+                e["actor"],
+                e["role"] or "",
+                (e["recorded_at"] or "")[:16].replace("T", " "),
+                e["reason"] or "",
+            ]
         )
-    )
+    click.echo(table(["seq", "at", "what", "change", "actor", "role", "entered", "reason"], rows))
 
 
 @cli.command("list")

@@ -185,3 +185,37 @@ class Migrated:
             "migrated": self.migrated,
             "reason": self.reason,
         }
+
+
+def audit_entries(events: list[Event], observations: list[Observation]) -> list[dict[str, Any]]:
+    """Who did what and when: every event, every recorded observation and every correction,
+    in the order they were entered."""
+    entries: list[dict[str, Any]] = [{"type": "event", **event_dict(e)} for e in events]
+    for obs in observations:
+        entries.append(
+            {
+                "type": "observation",
+                "observation": obs.id,
+                "kind": obs.kind,
+                "at": iso(obs.effective_at),
+                "recorded_at": iso(obs.recorded_at),
+                "actor": obs.actor,
+                "role": obs.role,
+                "reason": None,
+            }
+        )
+        if obs.entered_in_error:
+            entries.append(
+                {
+                    "type": "correction",
+                    "observation": obs.id,
+                    "kind": obs.kind,
+                    "at": iso(obs.error_at),
+                    "recorded_at": iso(obs.error_at),
+                    "actor": obs.error_actor,
+                    "role": None,
+                    "reason": obs.error_reason,
+                }
+            )
+    entries.sort(key=lambda e: (e["recorded_at"] or "", e["type"] != "event"))
+    return entries

@@ -283,3 +283,19 @@ def test_db_upgrade_on_a_fresh_file(tmp_path: Path) -> None:
     assert first.exit_code == 0 and "upgraded from empty" in first.output
     second = CliRunner().invoke(cli, ["--db", db, "db", "upgrade"])
     assert "already at revision" in second.output
+
+
+def test_history_shows_who_recorded_and_who_corrected(run: Run) -> None:
+    evaluated(run)
+    recorded = json.loads(
+        run("record", "MRN1", "contact_attempt", "outcome=reached", "--json", role="coordinator").output
+    )
+    run("correct", "MRN1", str(recorded["id"]), "--reason", "called the wrong number", role="coordinator")
+    text = run("history", "MRN1").output
+    assert f"record contact_attempt {recorded['id']}" in text
+    assert f"correct contact_attempt {recorded['id']}" in text and "called the wrong number" in text
+    audit = json.loads(run("history", "MRN1", "--json", "--audit").output)
+    correction = next(e for e in audit if e["type"] == "correction")
+    assert (correction["actor"], correction["reason"]) == ("sam", "called the wrong number")
+    assert {e["type"] for e in audit} == {"event", "observation", "correction"}
+    assert all("seq" in e for e in json.loads(run("history", "MRN1", "--json").output))
