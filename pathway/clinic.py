@@ -717,6 +717,8 @@ class Clinic:
         with self.store.read() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
             machine = self.machine_of(self.workflow_of(enrollment))
+            if at is None:  # "now" is never before what has already happened
+                when = max(when, enrollment.last_event_at)
             record = self._record(tx, enrollment, family, when, reason=reason)
             if trigger is None:
                 return machine.check(enrollment.state, enrollment.held_from, record, role)
