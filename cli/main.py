@@ -614,6 +614,43 @@ def workflows_schema() -> None:
     emit_json(workflow_schema())
 
 
+@cli.command()
+@click.option("--patients", type=click.IntRange(1), required=True, help="How many patients.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same cohort.")
+@click.option("--start", help="First possible referral date (default: two years before --until).")
+@click.option("--until", help="Stop journeys at this date (default today); later steps stay open.")
+@click.option("--pathway", default="cervical-neurotomy", show_default=True, help="The pathway.")
+@json_option
+def simulate(
+    patients: int, seed: int, start: str | None, until: str | None, pathway: str, as_json: bool
+) -> None:
+    """Create a synthetic cohort through the engine's own API (every guard honoured).
+
+    Referrals arrive over a year; stage waits, block results, refusals, holds,
+    losses to follow-up, repeat ablations and 3/6/12-month follow-ups are drawn
+    from the distributions in pathway/simulate.py (CohortParameters). Patient
+    identifiers are SIM<seed>-<n>, so cohorts of different seeds can share a database.
+    """
+    from pathway.simulate import simulate as run
+    from pathway.timeutil import to_utc
+
+    clinic = settings().clinic()
+    first = to_utc(start, name="--start").date() if start else None
+    last = to_utc(until, name="--until").date() if until else None
+    show_bar = sys.stderr.isatty() and not as_json
+    with click.progressbar(length=patients, label="simulating", file=sys.stderr, hidden=not show_bar) as bar:
+        outcomes = run(
+            clinic, patients, seed=seed, start=first, until=last, pathway=pathway, progress=bar.update
+        )
+    if as_json:
+        emit_json(dict(outcomes))
+    else:
+        click.echo(
+            f"simulated {sum(outcomes.values())} patients: "
+            + ", ".join(f"{k} {v}" for k, v in outcomes.most_common())
+        )
+
+
 # --- import and export ---------------------------------------------------------------------
 
 

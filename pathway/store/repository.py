@@ -579,6 +579,20 @@ class Store:
         self.backend = engine.dialect.name
         #: Called with a transaction's outbox messages once it has committed.
         self.after_commit: list[Callable[[list[dict[str, Any]]], None]] = []
+        self._batch: Tx | None = None  # the open batch transaction, if any
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run several commands in one transaction, each in a savepoint of its own (a refused
+        command rolls back alone). For bulk work such as simulation; one thread only."""
+        if self._batch is not None:
+            raise StoreError("batches do not nest")
+        with self.write() as tx:
+            self._batch = tx
+            try:
+                yield
+            finally:
+                self._batch = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Store:
@@ -594,6 +608,16 @@ class Store:
 
         On SQLite it begins IMMEDIATE (the engine's default), so writers queue on the
         busy timeout instead of deadlocking when a reader would upgrade to a writer."""
+        if self._batch is not None:
+            batch = self._batch
+            mark = len(batch.messages)
+            try:
+                with batch.conn.begin_nested():
+                    yield batch
+            except BaseException:
+                del batch.messages[mark:]
+                raise
+            return
         conn = self.engine.connect()
         try:
             with conn.begin():
@@ -609,7 +633,11 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        """A read-only transaction: one consistent snapshot, rolled back at the end."""
+        """A read-only transaction: one consistent snapshot, rolled back at the end
+        (inside a batch, the batch's own transaction, which sees its writes)."""
+        if self._batch is not None:
+            yield self._batch
+            return
         conn = self.engine.connect()
         try:
             if self.backend == "sqlite":
