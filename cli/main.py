@@ -615,6 +615,22 @@ def workflows_schema() -> None:
 
 
 @cli.command()
+@click.option("--as-of", "as_of", help="Judge as of this date or time (default now).")
+@click.option("--pathway", help="Only this pathway.")
+@json_option
+def sweep(as_of: str | None, pathway: str | None, as_json: bool) -> None:
+    """Apply the automatic transitions whose guards pass (mark_lost after three unanswered
+    contact attempts over 30 days). Safe to run repeatedly, e.g. nightly from cron."""
+    done = settings().clinic().sweep(at=as_of, pathway=pathway, actor=settings().actor)
+    if as_json:
+        emit_json([t.to_dict() for t in done])
+        return
+    for t in done:
+        click.echo(f"{t.patient}: {t.from_state} -> {t.to_state} ({t.trigger})")
+    click.echo(f"sweep: {len(done)} change(s)")
+
+
+@cli.command()
 @click.option("--patients", type=click.IntRange(1), required=True, help="How many patients.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same cohort.")
 @click.option("--start", help="First possible referral date (default: two years before --until).")

@@ -705,6 +705,42 @@ class Clinic:
                 role=role,
             )
 
+    def sweep(
+        self, *, at: When = None, actor: str | None = None, pathway: str | None = None
+    ) -> list[Transitioned]:
+        """Apply the automatic transitions (`auto: true`, e.g. mark_lost) whose guards pass
+        for open enrollments, as of `at` (default now). Idempotent: running it again finds
+        nothing more to do. Each is its own transaction, under the transition's first role."""
+        when = to_utc(at)
+        actor = _check_text(actor or "sweep", "actor", MAX_NAME) or "sweep"
+        done: list[Transitioned] = []
+        with self.store.read() as tx:
+            candidates = tx.list_enrollments(pathway=pathway, open_only=True)
+        for e in candidates:
+            workflow = self.workflow_of(e)
+            for t in workflow.transitions_from(e.state):
+                if not t.auto or when < e.last_event_at:
+                    continue
+                (check,) = self.check(e.patient, t.trigger, at=when, pathway=e.pathway)
+                if not check.allowed:
+                    continue
+                try:
+                    done.append(
+                        self.advance(
+                            e.patient,
+                            t.trigger,
+                            at=when,
+                            pathway=e.pathway,
+                            actor=actor,
+                            role=t.roles[0],
+                            expected_version=e.version,
+                        )
+                    )
+                except (ConcurrencyError, GuardRefused):
+                    continue  # someone else moved it meanwhile: the next sweep looks again
+                break
+        return done
+
     # queries ----------------------------------------------------------------------
     def check(
         self,

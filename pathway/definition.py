@@ -95,6 +95,7 @@ class TransitionSpec:
     guards: tuple[GuardRef, ...] = ()
     reason_required: bool = False
     description: str = ""
+    auto: bool = False  # applied by `sweep` whenever its guards pass
 
     @property
     def returns_from_hold(self) -> bool:

@@ -48,6 +48,7 @@ TOP_KEYS = {
 STATE_KEYS = {"initial", "terminal", "hold", "sla_days", "description"}
 TRANSITION_KEYS = {
     "trigger",
+    "auto",
     "source",
     "exclude",
     "dest",
@@ -322,6 +323,10 @@ def _transitions(
         for r in t_roles:
             if r not in roles:
                 p.add(f"{loc}.roles", f"unknown role {r!r} (roles: {', '.join(roles)})")
+        auto = item.get("auto", False)
+        if not isinstance(auto, bool):
+            p.add(f"{loc}.auto", "expected true or false")
+            auto = False
         reason = item.get("reason", "optional")
         if reason not in ("required", "optional"):
             p.add(f"{loc}.reason", "expected 'required' or 'optional'")
@@ -334,6 +339,7 @@ def _transitions(
                 guards=_guard_refs(item.get("guards"), f"{loc}.guards", p),
                 reason_required=reason == "required",
                 description=str(item.get("description") or ""),
+                auto=auto,
             )
         )
     # Two transitions for one trigger from one state need guards that tell them apart.

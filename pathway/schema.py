@@ -103,6 +103,7 @@ def workflow_schema() -> dict[str, Any]:
                         "roles": {"type": "array", "items": _NAME},
                         "guards": _GUARDS,
                         "reason": {"enum": ["required", "optional"]},
+                        "auto": {"type": "boolean", "description": "applied by `pathway sweep`"},
                         "description": {"type": "string"},
                     },
                 },
