@@ -680,6 +680,43 @@ def export() -> None:
     """Write enrollments and events out in standard formats."""
 
 
+@export.command("events")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "xes"]),
+    default="csv",
+    show_default=True,
+    help="CSV, JSON lines, or XES for process-mining tools.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to FILE (default standard output).",
+)
+@click.option(
+    "--pseudonymize",
+    is_flag=True,
+    help="Replace patient identifiers with keyed hashes (PATHWAY_PSEUDONYM_KEY) and "
+    "leave out free-text reasons.",
+)
+@click.option("--pathway", help="Only this pathway.")
+def export_events(fmt: str, output: str | None, pseudonymize: bool, pathway: str | None) -> None:
+    """Stream the whole event log (memory does not grow with it)."""
+    from pathway.export import pseudonym_key
+
+    pseudonym_key(pseudonymize)  # refuse before creating the output file
+    clinic = settings().clinic()
+    if output is None:
+        clinic.export_events(sys.stdout, fmt, pseudonymize=pseudonymize, pathway=pathway)
+        return
+    partial = output + ".partial"
+    with open(partial, "w", encoding="utf-8", newline="") as handle:
+        count = clinic.export_events(handle, fmt, pseudonymize=pseudonymize, pathway=pathway)
+    os.replace(partial, output)  # a file that exists is complete
+    click.echo(f"wrote {count} events to {output}", err=True)
+
+
 @import_.command("referrals")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--pathway", help="Pathway for rows without a pathway column.")

@@ -163,6 +163,18 @@ class Clinic:
         )
         return report
 
+    def export_events(
+        self, out: Any, fmt: str = "csv", *, pseudonymize: bool = False, pathway: str | None = None
+    ) -> int:
+        """Stream every event to the text file `out` as csv, jsonl or xes; returns the count.
+        With `pseudonymize`, identifiers become keyed hashes (key in PATHWAY_PSEUDONYM_KEY)."""
+        from pathway import export
+
+        key = export.pseudonym_key(pseudonymize)
+        if fmt not in export.FORMATS:
+            raise InvalidInput(f"--format: {fmt!r} is not one of {', '.join(export.FORMATS)}")
+        return export.write_events(out, export.event_rows(self.store, key, pathway), fmt)
+
     def deliver_outbox(self, url: str, **options: Any) -> Any:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver
