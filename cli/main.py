@@ -667,6 +667,76 @@ def simulate(
         )
 
 
+@cli.group()
+def report() -> None:
+    """Reports for clinic managers, computed in the database."""
+
+
+@report.command("bottlenecks")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--since", help="Only stays that began on or after this date.")
+@click.option("--until", help="Only stays that began on or before this date.")
+@click.option("--as-of", "as_of", help="Judge as of this date (default now): later events ignored.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@json_option
+def report_bottlenecks(
+    pathway: str | None, since: str | None, until: str | None, as_of: str | None, as_csv: bool, as_json: bool
+) -> None:
+    """Where patients wait: per state, entries, exits, patients in it now, time in state for
+    completed stays (median, p90, max) and for stays still open (censored), SLA breaches and
+    patient-days, ranked, with the bottleneck named. Holds are their own line."""
+    import csv as csv_module
+
+    result = settings().clinic().report_bottlenecks(pathway=pathway, since=since, until=until, as_of=as_of)
+    data = result.to_dict()
+    lines = [*data["states"], *([data["hold"]] if data["hold"] else [])]
+    if as_json:
+        emit_json(data)
+        return
+    columns = [
+        "state",
+        "sla_days",
+        "entries",
+        "exits",
+        "wip",
+        "median_days",
+        "p90_days",
+        "max_days",
+        "open_median_days",
+        "open_p90_days",
+        "breaches_completed",
+        "breaches_open",
+        "patient_days",
+    ]
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(lines)
+        return
+    click.echo(
+        table(
+            [
+                "state",
+                "sla",
+                "in",
+                "out",
+                "now",
+                "median",
+                "p90",
+                "max",
+                "open med",
+                "open p90",
+                "over sla",
+                "over now",
+                "patient-days",
+            ],
+            [[line[c] if line[c] is not None else "" for c in columns] for line in lines],
+        )
+    )
+    click.echo("")
+    click.echo(data["summary"])
+
+
 # --- import and export ---------------------------------------------------------------------
 
 

@@ -175,6 +175,23 @@ class Clinic:
             raise InvalidInput(f"--format: {fmt!r} is not one of {', '.join(export.FORMATS)}")
         return export.write_events(out, export.event_rows(self.store, key, pathway), fmt)
 
+    def report_bottlenecks(
+        self, *, pathway: str | None = None, since: When = None, until: When = None, as_of: When = None
+    ) -> Any:
+        """The bottleneck report (see `pathway.reports.bottlenecks`)."""
+        from pathway.reports import bottlenecks
+
+        if pathway is not None:
+            self.catalog.get(pathway)
+        return bottlenecks(
+            self.store,
+            self.catalog,
+            as_of=to_utc(as_of, name="--as-of"),
+            pathway=pathway,
+            since=to_utc(since, name="--since") if since else None,
+            until=to_utc(until, name="--until") if until else None,
+        )
+
     def deliver_outbox(self, url: str, **options: Any) -> Any:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver

@@ -1,0 +1,237 @@
+"""Pathway reports, computed by SQL aggregation over the event log.
+
+A *stay* is the time an enrollment spends in one state: it starts with the
+event that entered the state and ends with the next state change. The last
+stay of an open enrollment is still running: it is *censored* at the as-of
+time (counted with its current age, never dropped). Events that do not change
+the state (a version migration) do not split a stay. Terminal states have no
+stay. Percentiles are nearest-rank (the smallest value with at least p% of the
+values at or below it), the same in SQL and in the tests' plain computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from pathway.catalog import Catalog
+from pathway.store.fastpath import sqlite_time
+from pathway.store.repository import Store
+
+
+def _days(dialect: str, start: str, end: str) -> str:
+    """SQL for the fractional days from `start` to `end`."""
+    if dialect == "postgresql":
+        return f"(EXTRACT(EPOCH FROM ({end} - {start})) / 86400.0)"
+    return f"(julianday({end}) - julianday({start}))"
+
+
+STAYS = """
+WITH changes AS (
+    SELECT e.enrollment_id, e.seq, e.to_state AS state, e.effective_at AS entered
+    FROM events e JOIN enrollments n ON n.id = e.enrollment_id
+    WHERE (e.from_state IS NULL OR e.from_state <> e.to_state) {pathway_filter}
+),
+stays AS (
+    SELECT c.enrollment_id, c.state, c.entered,
+           LEAD(c.entered) OVER (PARTITION BY c.enrollment_id ORDER BY c.seq) AS left_at
+    FROM changes c
+)
+"""
+
+
+@dataclass(frozen=True)
+class StateLine:
+    """One state's line of the bottleneck report (days are fractional)."""
+
+    state: str
+    sla_days: int | None
+    entries: int
+    exits: int
+    wip: int
+    median_days: float | None
+    p90_days: float | None
+    max_days: float | None
+    open_median_days: float | None
+    open_p90_days: float | None
+    breaches_completed: int
+    breaches_open: int
+    patient_days: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class BottleneckReport:
+    pathway: str | None
+    as_of: datetime
+    states: tuple[StateLine, ...]
+    hold: StateLine | None
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pathway": self.pathway,
+            "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
+            "states": [s.to_dict() for s in self.states],
+            "hold": self.hold.to_dict() if self.hold else None,
+            "summary": self.summary,
+        }
+
+
+def bottlenecks(
+    store: Store,
+    catalog: Catalog,
+    *,
+    as_of: datetime,
+    pathway: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> BottleneckReport:
+    """Entries, exits, WIP, time in state (completed and censored), SLA breaches and
+    patient-days per state. `since`/`until` keep stays that entered their state in that
+    window; stays are judged as of `as_of` (events after it are ignored)."""
+    dialect = store.backend
+    age = _days(dialect, "s.entered", ":as_of")
+    duration = _days(dialect, "s.entered", "s.left_at")
+    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
+    pathway_filter += " AND e.effective_at <= :as_of"
+    window = ""
+    if since is not None:
+        window += " AND s.entered >= :since"
+    if until is not None:
+        window += " AND s.entered <= :until"
+    sql = (
+        STAYS.format(pathway_filter=pathway_filter)
+        + f"""
+, measured AS (
+    SELECT s.state,
+           CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END AS done,
+           CASE WHEN s.left_at IS NULL THEN {age} ELSE {duration} END AS days
+    FROM stays s JOIN enrollments n ON n.id = s.enrollment_id
+    WHERE (s.left_at IS NOT NULL OR n.closed_at IS NULL OR n.closed_at > :as_of) {window}
+),
+ranked AS (
+    SELECT state, done, days,
+           ROW_NUMBER() OVER (PARTITION BY state, done ORDER BY days) AS rn,
+           COUNT(*) OVER (PARTITION BY state, done) AS n
+    FROM measured
+)
+SELECT state, done, COUNT(*) AS stays, SUM(days) AS total, MAX(days) AS longest,
+       MAX(CASE WHEN rn = (n + 1) / 2 THEN days END) AS median,
+       MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN days END) AS p90
+FROM ranked GROUP BY state, done
+"""
+    )
+    params: dict[str, Any] = {"as_of": as_of, "pathway": pathway, "since": since, "until": until}
+    params = {k: _time(dialect, v) if isinstance(v, datetime) else v for k, v in params.items()}
+    with store.read() as tx:
+        rows = tx.conn.execute(text(sql), params).all()
+        slas = _sla_breaches(tx, dialect, pathway_filter, window, params, catalog)
+    per_state: dict[str, dict[int, Any]] = {}
+    for row in rows:
+        per_state.setdefault(row.state, {})[int(row.done)] = row
+    sla_of = _slas(catalog, pathway)
+    lines = []
+    for state, parts in per_state.items():
+        if state in sla_of.terminal:
+            continue
+        done, running = parts.get(1), parts.get(0)
+        lines.append(
+            StateLine(
+                state=state,
+                sla_days=sla_of.days.get(state),
+                entries=(done.stays if done else 0) + (running.stays if running else 0),
+                exits=done.stays if done else 0,
+                wip=running.stays if running else 0,
+                median_days=_f(done.median) if done else None,
+                p90_days=_f(done.p90) if done else None,
+                max_days=_f(done.longest) if done else None,
+                open_median_days=_f(running.median) if running else None,
+                open_p90_days=_f(running.p90) if running else None,
+                breaches_completed=slas.get((state, 1), 0),
+                breaches_open=slas.get((state, 0), 0),
+                patient_days=_f(done.total if done else 0) + _f(running.total if running else 0),
+            )
+        )
+    hold = next((line for line in lines if line.state in sla_of.holds), None)
+    states = sorted(
+        (line for line in lines if line.state not in sla_of.holds), key=lambda line: -line.patient_days
+    )
+    return BottleneckReport(pathway, as_of, tuple(states), hold, _summary(states))
+
+
+def _time(dialect: str, value: datetime) -> Any:
+    """A time as the database compares it (SQLite stores UTC text)."""
+    return sqlite_time(value) if dialect == "sqlite" else value
+
+
+@dataclass(frozen=True)
+class _Slas:
+    days: dict[str, int]
+    terminal: set[str]
+    holds: set[str]
+
+
+def _slas(catalog: Catalog, pathway: str | None) -> _Slas:
+    workflows = [w for w in catalog.all() if pathway is None or w.id == pathway]
+    days: dict[str, int] = {}
+    for w in workflows:
+        for s in w.states.values():
+            if s.sla_days:
+                days[s.name] = s.sla_days
+    return _Slas(
+        days,
+        {s.name for w in workflows for s in w.states.values() if s.terminal},
+        {s.name for w in workflows for s in w.states.values() if s.hold},
+    )
+
+
+def _sla_breaches(
+    tx: Any, dialect: str, pathway_filter: str, window: str, params: dict[str, Any], catalog: Catalog
+) -> dict[tuple[str, int], int]:
+    """Stays longer than their state's SLA, completed and open; SLAs joined from the catalog."""
+    slas = _slas(catalog, params.get("pathway")).days
+    if not slas:
+        return {}
+    values = " UNION ALL ".join(
+        f"SELECT '{state}' AS state, {int(days)} AS sla"
+        for state, days in slas.items()
+        if state.isidentifier()
+    )
+    age = _days(dialect, "s.entered", ":as_of")
+    duration = _days(dialect, "s.entered", "s.left_at")
+    sql = (
+        STAYS.format(pathway_filter=pathway_filter)
+        + f"""
+, limits AS ({values})
+SELECT s.state, CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END AS done, COUNT(*) AS breaches
+FROM stays s JOIN limits l ON l.state = s.state JOIN enrollments n ON n.id = s.enrollment_id
+WHERE (s.left_at IS NOT NULL OR n.closed_at IS NULL OR n.closed_at > :as_of) {window}
+  AND (CASE WHEN s.left_at IS NULL THEN {age} ELSE {duration} END) > l.sla
+GROUP BY s.state, CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END
+"""
+    )
+    return {(r.state, int(r.done)): int(r.breaches) for r in tx.conn.execute(text(sql), params)}
+
+
+def _f(value: Any) -> float:
+    return float(value or 0)
+
+
+def _summary(states: list[StateLine]) -> str:
+    total = sum(s.patient_days for s in states)
+    if not states or total <= 0:
+        return "No waiting recorded yet."
+    top = states[0]
+    share = 100 * top.patient_days / total
+    median = f"median {top.median_days:.0f} days" if top.median_days is not None else "no completed stays"
+    sla = f" against a {top.sla_days}-day SLA" if top.sla_days else ""
+    return (
+        f"Most waiting is in {top.state}: {share:.0f}% of patient-days; {median}{sla}; "
+        f"{top.breaches_open} patients over SLA now."
+    )
