@@ -737,6 +737,59 @@ def report_bottlenecks(
     click.echo(data["summary"])
 
 
+@report.command("rtt")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="Judge as of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the completed-pathway months as CSV.")
+@json_option
+def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """Referral to treatment: the clock runs from referral to the first ablation or a decision
+    not to treat (holds do not pause it). Incomplete pathways against the 18-week standard
+    (92% target), those at or near breach (16+ weeks), and completed pathways by month of
+    referral (median and p92 weeks)."""
+    import csv as csv_module
+
+    data = settings().clinic().report_rtt(pathway=pathway, as_of=as_of).to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(
+            sys.stdout, fieldnames=["month", "pathways", "median_weeks", "p92_weeks", "within_pct"]
+        )
+        writer.writeheader()
+        writer.writerows(data["completed_by_month"])
+        return
+    pct = "-" if data["within_pct"] is None else f"{data['within_pct']}%"
+    verdict = "meets" if data["meets_target"] else "misses"
+    click.echo(
+        f"Incomplete pathways: {data['incomplete']}; within 18 weeks: "
+        f"{data['within_standard']} ({pct}, {verdict} the 92% standard)"
+    )
+    if data["at_risk"]:
+        click.echo("At or near breach (16+ weeks):")
+        click.echo(
+            table(
+                ["patient", "pathway", "weeks", "breached"],
+                [
+                    [r["patient"], r["pathway"], r["weeks"], "yes" if r["breached"] else ""]
+                    for r in data["at_risk"]
+                ],
+            )
+        )
+    if data["completed_by_month"]:
+        click.echo("Completed pathways by month of referral:")
+        click.echo(
+            table(
+                ["month", "pathways", "median weeks", "p92 weeks", "within 18 w"],
+                [
+                    [m["month"], m["pathways"], m["median_weeks"], m["p92_weeks"], f"{m['within_pct']}%"]
+                    for m in data["completed_by_month"]
+                ],
+            )
+        )
+
+
 # --- import and export ---------------------------------------------------------------------
 
 

@@ -192,6 +192,14 @@ class Clinic:
             until=to_utc(until, name="--until") if until else None,
         )
 
+    def report_rtt(self, *, pathway: str | None = None, as_of: When = None) -> Any:
+        """The referral-to-treatment report (see `pathway.reports.rtt`)."""
+        from pathway.reports import rtt
+
+        if pathway is not None:
+            self.catalog.get(pathway)
+        return rtt(self.store, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+
     def deliver_outbox(self, url: str, **options: Any) -> Any:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver

@@ -235,3 +235,154 @@ def _summary(states: list[StateLine]) -> str:
         f"Most waiting is in {top.state}: {share:.0f}% of patient-days; {median}{sla}; "
         f"{top.breaches_open} patients over SLA now."
     )
+
+
+# --- referral to treatment -----------------------------------------------------------------
+
+#: States that stop the RTT clock as a decision not to treat (CLINICAL.md).
+RTT_STOP_STATES = ("ineligible", "declined", "referred_elsewhere", "discharged")
+RTT_STANDARD_WEEKS = 18
+RTT_TARGET_PCT = 92.0
+NEAR_BREACH_WEEKS = 16
+
+
+@dataclass(frozen=True)
+class RttReport:
+    as_of: datetime
+    incomplete: int
+    within_standard: int
+    within_pct: float | None
+    by_weeks: dict[int, int]
+    at_risk: list[dict[str, Any]]
+    completed_by_month: list[dict[str, Any]]
+    closed_without_stop: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
+            "standard_weeks": RTT_STANDARD_WEEKS,
+            "target_pct": RTT_TARGET_PCT,
+            "incomplete": self.incomplete,
+            "within_standard": self.within_standard,
+            "within_pct": self.within_pct,
+            "meets_target": self.within_pct is not None and self.within_pct >= RTT_TARGET_PCT,
+            "incomplete_by_weeks": self.by_weeks,
+            "at_risk": self.at_risk,
+            "completed_by_month": self.completed_by_month,
+            "closed_without_stop": self.closed_without_stop,
+        }
+
+
+def rtt(store: Store, *, as_of: datetime, pathway: str | None = None) -> RttReport:
+    """Referral-to-treatment: the clock starts at referral (enrolment) and stops at the first
+    perform_ablation or a decision not to treat. Holds do not pause it. Incomplete pathways
+    are judged against 18 weeks (the 92% standard); completed ones by month of referral."""
+    dialect = store.backend
+    stops = ", ".join(f"'{s}'" for s in RTT_STOP_STATES)
+    month = "to_char(c.started AT TIME ZONE 'UTC', 'YYYY-MM')" if dialect == "postgresql" else "substr(c.started, 1, 7)"
+    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
+    clocks = f"""
+WITH clocks AS (
+    SELECT n.id, p.identifier AS patient, n.pathway_id AS pathway, n.closed_at,
+           MIN(CASE WHEN e.seq = 1 THEN e.effective_at END) AS started,
+           MIN(CASE WHEN e.seq > 1 AND (e.trigger = 'perform_ablation' OR e.to_state IN ({stops}))
+                    THEN e.effective_at END) AS stopped
+    FROM enrollments n JOIN patients p ON p.id = n.patient_id
+    JOIN events e ON e.enrollment_id = n.id AND e.effective_at <= :as_of
+    WHERE 1 = 1 {pathway_filter}
+    GROUP BY n.id, p.identifier, n.pathway_id, n.closed_at
+),
+waiting AS (
+    SELECT c.*, {_days(dialect, "c.started", ":as_of")} / 7.0 AS weeks
+    FROM clocks c WHERE c.stopped IS NULL AND (c.closed_at IS NULL OR c.closed_at > :as_of)
+)
+"""
+    completed = (
+        clocks
+        + f"""
+, done AS (
+    SELECT {month} AS month, {_days(dialect, "c.started", "c.stopped")} / 7.0 AS weeks
+    FROM clocks c WHERE c.stopped IS NOT NULL
+),
+ranked AS (
+    SELECT month, weeks, ROW_NUMBER() OVER (PARTITION BY month ORDER BY weeks) AS rn,
+           COUNT(*) OVER (PARTITION BY month) AS n
+    FROM done
+)
+SELECT month, COUNT(*) AS pathways,
+       MAX(CASE WHEN rn = (n + 1) / 2 THEN weeks END) AS median_weeks,
+       MAX(CASE WHEN rn = (92 * n + 99) / 100 THEN weeks END) AS p92_weeks,
+       SUM(CASE WHEN weeks <= {RTT_STANDARD_WEEKS} THEN 1 ELSE 0 END) AS within
+FROM ranked GROUP BY month ORDER BY month
+"""
+    )
+    params: dict[str, Any] = {"as_of": _time(dialect, as_of), "pathway": pathway}
+    with store.read() as tx:
+        conn = tx.conn
+        buckets = conn.execute(
+            text(
+                clocks
+                + """
+SELECT CAST(weeks AS INTEGER) AS week, COUNT(*) AS patients FROM waiting
+GROUP BY CAST(weeks AS INTEGER) ORDER BY week"""
+            ),
+            params,
+        ).all()
+        risk = conn.execute(
+            text(
+                clocks
+                + f"""
+SELECT patient, pathway, started, weeks FROM waiting WHERE weeks >= {NEAR_BREACH_WEEKS}
+ORDER BY weeks DESC, patient"""
+            ),
+            params,
+        ).all()
+        months = conn.execute(text(completed), params).all()
+        counted = conn.execute(
+            text(
+                clocks
+                + f"""
+SELECT COUNT(*) AS incomplete,
+       COALESCE(SUM(CASE WHEN weeks <= {RTT_STANDARD_WEEKS} THEN 1 ELSE 0 END), 0) AS within
+FROM waiting"""
+            ),
+            params,
+        ).one()
+        closed = conn.execute(
+            text(
+                clocks
+                + """
+SELECT COUNT(*) FROM clocks c WHERE c.stopped IS NULL AND c.closed_at IS NOT NULL
+  AND c.closed_at <= :as_of"""
+            ),
+            params,
+        ).scalar_one()
+    by_weeks = {int(b.week): int(b.patients) for b in buckets}
+    incomplete, within = int(counted.incomplete), int(counted.within)
+    return RttReport(
+        as_of=as_of,
+        incomplete=incomplete,
+        within_standard=within,
+        within_pct=round(100 * within / incomplete, 1) if incomplete else None,
+        by_weeks=by_weeks,
+        at_risk=[
+            {
+                "patient": r.patient,
+                "pathway": r.pathway,
+                "weeks": round(float(r.weeks), 1),
+                "breached": float(r.weeks) > RTT_STANDARD_WEEKS,
+            }
+            for r in risk
+        ],
+        completed_by_month=[
+            {
+                "month": m.month,
+                "pathways": int(m.pathways),
+                "median_weeks": round(float(m.median_weeks), 1),
+                "p92_weeks": round(float(m.p92_weeks), 1),
+                "within_pct": round(100 * int(m.within) / int(m.pathways), 1),
+            }
+            for m in months
+        ],
+        closed_without_stop=int(closed),
+    )

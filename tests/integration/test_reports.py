@@ -97,3 +97,54 @@ def test_report_cli_prints_table_json_and_csv(tmp_path: Path) -> None:
         cli, ["--db", db, "report", "bottlenecks", "--as-of", "2026-11-01", "--csv"]
     ).output
     assert csv_out.splitlines()[0].startswith("state,sla_days,entries,exits,wip")
+
+
+def test_rtt_report_matches_a_plain_computation(cohort: Clinic) -> None:
+    from pathway.reports import RTT_STOP_STATES, rtt
+
+    report = rtt(cohort.store, as_of=AS_OF)
+    waiting: list[float] = []
+    completed: dict[str, list[float]] = {}
+    for summary in cohort.list():
+        events = [e for e in cohort.history(summary.patient) if e.effective_at <= AS_OF]
+        start = events[0].effective_at
+        stop = next(
+            (
+                e.effective_at
+                for e in events[1:]
+                if e.trigger == "perform_ablation" or e.to_state in RTT_STOP_STATES
+            ),
+            None,
+        )
+        if stop is not None:
+            completed.setdefault(start.strftime("%Y-%m"), []).append(
+                (stop - start).total_seconds() / 86400 / 7
+            )
+        elif not cohort.catalog.get(summary.pathway).is_terminal(events[-1].to_state):
+            waiting.append((AS_OF - start).total_seconds() / 86400 / 7)
+    assert report.incomplete == len(waiting)
+    assert report.within_standard == sum(w <= 18 for w in waiting)
+    assert [r["weeks"] for r in report.at_risk] == sorted(
+        (round(w, 1) for w in waiting if w >= 16), reverse=True
+    )
+    assert sum(report.by_weeks.values()) == len(waiting)
+    months = {m["month"]: m for m in report.completed_by_month}
+    assert set(months) == set(completed)
+    for month, weeks in completed.items():
+        assert months[month]["pathways"] == len(weeks)
+        assert months[month]["median_weeks"] == pytest.approx(round(nearest_rank(weeks, 0.5), 1))
+        assert months[month]["p92_weeks"] == pytest.approx(round(nearest_rank(weeks, 0.92), 1))
+    cohort.close()
+
+
+def test_rtt_cli(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rtt.db'}"
+    with Clinic.open(db, actor="sim") as clinic:
+        simulate(clinic, 60, seed=2, until=date(2026, 11, 1))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--db", db, "report", "rtt", "--as-of", "2026-11-01"])
+    assert out.exit_code == 0 and "within 18 weeks" in out.output
+    data = json.loads(
+        runner.invoke(cli, ["--db", db, "report", "rtt", "--as-of", "2026-11-01", "--json"]).output
+    )
+    assert data["standard_weeks"] == 18 and "completed_by_month" in data
