@@ -615,6 +615,30 @@ def workflows_schema() -> None:
 
 
 @cli.command()
+@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--role", "only_role", help="Only steps this role may take (default: everything).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many lines.")
+@json_option
+def worklist(as_of: str | None, only_role: str | None, limit: int | None, as_json: bool) -> None:
+    """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
+    included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
+    items = [i.to_dict() for i in settings().clinic().worklist(as_of=as_of, role=only_role)]
+    items = items[:limit] if limit else items
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo("nothing needs action")
+        return
+    click.echo(
+        table(
+            ["patient", "state", "what", "next action"],
+            [[i["patient"], i["state"], i["kind"], i["action"]] for i in items],
+        )
+    )
+
+
+@cli.command()
 @click.option("--as-of", "as_of", help="Judge as of this date or time (default now).")
 @click.option("--pathway", help="Only this pathway.")
 @json_option

@@ -200,6 +200,12 @@ class Clinic:
             self.catalog.get(pathway)
         return rtt(self.store, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
 
+    def worklist(self, *, as_of: When = None, role: str | None = None) -> Any:
+        """What needs action, most urgent first (see `pathway.worklist`)."""
+        from pathway.worklist import worklist
+
+        return worklist(self, as_of=to_utc(as_of, name="--as-of"), role=role)
+
     def deliver_outbox(self, url: str, **options: Any) -> Any:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver

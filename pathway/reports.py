@@ -279,7 +279,11 @@ def rtt(store: Store, *, as_of: datetime, pathway: str | None = None) -> RttRepo
     are judged against 18 weeks (the 92% standard); completed ones by month of referral."""
     dialect = store.backend
     stops = ", ".join(f"'{s}'" for s in RTT_STOP_STATES)
-    month = "to_char(c.started AT TIME ZONE 'UTC', 'YYYY-MM')" if dialect == "postgresql" else "substr(c.started, 1, 7)"
+    month = (
+        "to_char(c.started AT TIME ZONE 'UTC', 'YYYY-MM')"
+        if dialect == "postgresql"
+        else "substr(c.started, 1, 7)"
+    )
     pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
     clocks = f"""
 WITH clocks AS (
