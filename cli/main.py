@@ -814,6 +814,66 @@ def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bo
         )
 
 
+@report.command("funnel")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the stages as CSV.")
+@json_option
+def report_funnel(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """How many reached each stage, conversion between stages, and exits by terminal state
+    and reason."""
+    import csv as csv_module
+
+    data = settings().clinic().report_funnel(pathway=pathway, as_of=as_of)
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=["stage", "reached", "conversion_pct"])
+        writer.writeheader()
+        writer.writerows(data["stages"])
+        return
+    click.echo(
+        table(
+            ["stage", "reached", "conversion"],
+            [
+                [s["stage"], s["reached"], "" if s["conversion_pct"] is None else f"{s['conversion_pct']}%"]
+                for s in data["stages"]
+            ],
+        )
+    )
+    click.echo("")
+    click.echo(
+        table(
+            ["exit", "reason", "enrollments"],
+            [[x["state"], x["reason"] or "", x["enrollments"]] for x in data["exits"]],
+        )
+    )
+
+
+@report.command("outcomes")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row).")
+@json_option
+def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """Share of ablated patients with a successful 6-month follow-up (NRS relief >= 50%,
+    follow-up 150-240 days after the ablation), NRS and NDI change, repeat-ablation rate."""
+    import csv as csv_module
+
+    data = settings().clinic().report_outcomes(pathway=pathway, as_of=as_of)
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(data))
+        writer.writeheader()
+        writer.writerow(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key.replace('_', ' '):28s} {'-' if value is None else value}")
+
+
 # --- import and export ---------------------------------------------------------------------
 
 

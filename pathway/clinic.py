@@ -200,6 +200,22 @@ class Clinic:
             self.catalog.get(pathway)
         return rtt(self.store, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
 
+    def report_funnel(self, *, pathway: str | None = None, as_of: When = None) -> dict[str, Any]:
+        """Stages reached, conversion and exits (see `pathway.reports.funnel`)."""
+        from pathway.reports import funnel
+
+        if pathway is not None:
+            self.catalog.get(pathway)
+        return funnel(self.store, self.catalog, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+
+    def report_outcomes(self, *, pathway: str | None = None, as_of: When = None) -> dict[str, Any]:
+        """Six-month success, NRS/NDI change and repeats (see `pathway.reports.outcomes`)."""
+        from pathway.reports import outcomes
+
+        if pathway is not None:
+            self.catalog.get(pathway)
+        return outcomes(self.store, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+
     def worklist(self, *, as_of: When = None, role: str | None = None) -> Any:
         """What needs action, most urgent first (see `pathway.worklist`)."""
         from pathway.worklist import worklist

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from pathway.catalog import Catalog
 from pathway.store.fastpath import sqlite_time
 from pathway.store.repository import Store
+from pathway.views import iso
 
 
 def _days(dialect: str, start: str, end: str) -> str:
@@ -390,3 +391,156 @@ SELECT COUNT(*) FROM clocks c WHERE c.stopped IS NULL AND c.closed_at IS NOT NUL
         ],
         closed_without_stop=int(closed),
     )
+
+
+# --- funnel and outcomes -------------------------------------------------------------------
+
+
+def funnel(store: Store, catalog: Catalog, *, as_of: datetime, pathway: str | None = None) -> dict[str, Any]:
+    """How many enrollments reached each stage, conversion from the stage before (the optional
+    imaging stage is left out of the chain), and exits by terminal state and reason."""
+    dialect = store.backend
+    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
+    params = {"as_of": _time(dialect, as_of), "pathway": pathway}
+    with store.read() as tx:
+        reached = {
+            r.state: int(r.enrollments)
+            for r in tx.conn.execute(
+                text(f"""
+SELECT e.to_state AS state, COUNT(DISTINCT e.enrollment_id) AS enrollments
+FROM events e JOIN enrollments n ON n.id = e.enrollment_id
+WHERE e.effective_at <= :as_of {pathway_filter}
+GROUP BY e.to_state"""),
+                params,
+            )
+        }
+        exits = [
+            {"state": r.state, "reason": r.reason, "enrollments": int(r.enrollments)}
+            for r in tx.conn.execute(
+                text(f"""
+SELECT e.to_state AS state, e.reason, COUNT(*) AS enrollments
+FROM events e JOIN enrollments n ON n.id = e.enrollment_id
+WHERE e.effective_at <= :as_of AND n.closed_at IS NOT NULL AND e.seq = n.last_seq
+  {pathway_filter}
+GROUP BY e.to_state, e.reason ORDER BY COUNT(*) DESC, e.to_state"""),
+                params,
+            )
+        ]
+    workflows = [w for w in catalog.all() if pathway is None or w.id == pathway]
+    terminal = {s.name for w in workflows for s in w.states.values() if s.terminal}
+    order: list[str] = []
+    for w in workflows:
+        for s in w.states.values():
+            if not s.terminal and not s.hold and s.name not in order:
+                order.append(s.name)
+    if order:  # the successful end: a terminal state only the last stage leads to
+        order += [
+            t.dest
+            for w in workflows
+            for t in w.transitions
+            if t.sources == (order[-1],) and t.dest in terminal and t.dest not in order
+        ]
+    stages = []
+    previous: int | None = None
+    for name in order:
+        count = reached.get(name, 0)
+        optional = name == "imaging"
+        stages.append(
+            {
+                "stage": name,
+                "reached": count,
+                "conversion_pct": None
+                if previous in (None, 0) or optional
+                else round(100 * count / previous, 1),
+            }
+        )
+        if not optional:
+            previous = count
+    return {
+        "as_of": iso(as_of),
+        "stages": stages,
+        "exits": [x for x in exits if x["state"] in terminal],
+        "closed_by_state": {name: reached.get(name, 0) for name in sorted(terminal)},
+    }
+
+
+def _json_int(dialect: str, column: str, field: str) -> str:
+    if dialect == "postgresql":
+        return f"(({column})->>'{field}')::numeric"
+    return f"CAST(json_extract({column}, '$.{field}') AS REAL)"
+
+
+def outcomes(store: Store, *, as_of: datetime, pathway: str | None = None) -> dict[str, Any]:
+    """For ablated enrollments: the share with a successful 6-month follow-up (the latest
+    `follow_up` 150 to 240 days after the first ablation, NRS relief >= 50% from the latest
+    baseline before it), mean NRS and NDI change to that follow-up, the share gaining 10+ NDI
+    points, and the repeat-ablation rate. Only ablations whose 6-month window has closed by
+    `as_of` count for the success share."""
+    dialect = store.backend
+    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
+    days = _days(dialect, "a.ablated", "o.effective_at")
+    nrs = _json_int(dialect, "o.data", "nrs")
+    ndi = _json_int(dialect, "o.data", "ndi")
+    params = {"as_of": _time(dialect, as_of), "pathway": pathway}
+    sql = f"""
+WITH ablated AS (
+    SELECT e.enrollment_id, MIN(e.effective_at) AS ablated
+    FROM events e JOIN enrollments n ON n.id = e.enrollment_id
+    WHERE e.trigger = 'perform_ablation' AND e.effective_at <= :as_of {pathway_filter}
+    GROUP BY e.enrollment_id
+),
+baseline AS (
+    SELECT a.enrollment_id, {nrs} AS nrs, {ndi} AS ndi,
+           ROW_NUMBER() OVER (PARTITION BY a.enrollment_id ORDER BY o.effective_at DESC, o.id DESC) AS k
+    FROM ablated a JOIN observations o ON o.enrollment_id = a.enrollment_id
+    WHERE o.kind = 'baseline' AND o.entered_in_error = :false AND o.effective_at <= a.ablated
+),
+six AS (
+    SELECT a.enrollment_id, {nrs} AS nrs, {ndi} AS ndi,
+           ROW_NUMBER() OVER (PARTITION BY a.enrollment_id ORDER BY o.effective_at DESC, o.id DESC) AS k
+    FROM ablated a JOIN observations o ON o.enrollment_id = a.enrollment_id
+    WHERE o.kind = 'follow_up' AND o.entered_in_error = :false AND o.effective_at <= :as_of
+      AND {days} >= 150 AND {days} < 241
+),
+joined AS (
+    SELECT a.enrollment_id,
+           CASE WHEN {_days(dialect, "a.ablated", ":as_of")} >= 241 THEN 1 ELSE 0 END AS closed,
+           b.nrs AS b_nrs, b.ndi AS b_ndi, s.nrs AS s_nrs, s.ndi AS s_ndi
+    FROM ablated a
+    LEFT JOIN baseline b ON b.enrollment_id = a.enrollment_id AND b.k = 1
+    LEFT JOIN six s ON s.enrollment_id = a.enrollment_id AND s.k = 1
+)
+SELECT COUNT(*) AS ablated,
+       SUM(closed) AS window_closed,
+       SUM(CASE WHEN closed = 1 AND s_nrs IS NOT NULL THEN 1 ELSE 0 END) AS followed_up,
+       SUM(CASE WHEN closed = 1 AND s_nrs IS NOT NULL AND b_nrs > 0
+                 AND 100 * (b_nrs - s_nrs) >= 50 * b_nrs THEN 1 ELSE 0 END) AS successes,
+       AVG(CASE WHEN s_nrs IS NOT NULL THEN s_nrs - b_nrs END) AS nrs_change,
+       AVG(CASE WHEN s_ndi IS NOT NULL THEN s_ndi - b_ndi END) AS ndi_change,
+       SUM(CASE WHEN s_ndi IS NOT NULL AND b_ndi - s_ndi >= 10 THEN 1 ELSE 0 END) AS ndi_gain,
+       SUM(CASE WHEN s_ndi IS NOT NULL THEN 1 ELSE 0 END) AS with_ndi
+FROM joined
+"""
+    repeats = f"""
+SELECT COUNT(DISTINCT e.enrollment_id) FROM events e JOIN enrollments n ON n.id = e.enrollment_id
+WHERE e.trigger = 'repeat_ablation' AND e.effective_at <= :as_of {pathway_filter}"""
+    with store.read() as tx:
+        row = tx.conn.execute(text(sql), {**params, "false": False}).one()
+        repeated = int(tx.conn.execute(text(repeats), params).scalar_one())
+    ablated = int(row.ablated or 0)
+    closed = int(row.window_closed or 0)
+    successes = int(row.successes or 0)
+    with_ndi = int(row.with_ndi or 0)
+    return {
+        "as_of": iso(as_of),
+        "ablated": ablated,
+        "six_month_window_closed": closed,
+        "with_six_month_follow_up": int(row.followed_up or 0),
+        "successes": successes,
+        "success_pct": round(100 * successes / closed, 1) if closed else None,
+        "mean_nrs_change": None if row.nrs_change is None else round(float(row.nrs_change), 2),
+        "mean_ndi_change": None if row.ndi_change is None else round(float(row.ndi_change), 2),
+        "ndi_gain_10_pct": round(100 * int(row.ndi_gain or 0) / with_ndi, 1) if with_ndi else None,
+        "repeat_ablations": repeated,
+        "repeat_pct": round(100 * repeated / ablated, 1) if ablated else None,
+    }

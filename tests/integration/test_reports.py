@@ -148,3 +148,42 @@ def test_rtt_cli(tmp_path: Path) -> None:
         runner.invoke(cli, ["--db", db, "report", "rtt", "--as-of", "2026-11-01", "--json"]).output
     )
     assert data["standard_weeks"] == 18 and "completed_by_month" in data
+
+
+def test_funnel_and_outcomes_match_a_plain_computation(cohort: Clinic) -> None:
+    from pathway.reports import funnel, outcomes
+
+    histories = {s.patient: cohort.history(s.patient) for s in cohort.list()}
+    result = funnel(cohort.store, cohort.catalog, as_of=AS_OF)
+    reached = {stage["stage"]: stage["reached"] for stage in result["stages"]}
+    for stage, count in reached.items():
+        assert count == sum(any(e.to_state == stage for e in h) for h in histories.values())
+    assert list(reached)[-1] == "discharged"
+    assert sum(x["enrollments"] for x in result["exits"]) == sum(not s.open for s in cohort.list())
+
+    ablated = closed = successes = 0
+    for patient, history in histories.items():
+        performed = [e for e in history if e.trigger == "perform_ablation"]
+        if not performed:
+            continue
+        ablated += 1
+        when = performed[0].effective_at
+        if (AS_OF - when).total_seconds() / 86400 < 241:
+            continue
+        closed += 1
+        obs = [o for o in cohort.observations(patient) if not o.entered_in_error]
+        base = [o for o in obs if o.kind == "baseline" and o.effective_at <= when][-1]
+        six = [
+            o
+            for o in obs
+            if o.kind == "follow_up" and 150 <= (o.effective_at - when).total_seconds() / 86400 < 241
+        ]
+        if six and base["nrs"] > 0 and (base["nrs"] - six[-1]["nrs"]) * 100 >= 50 * base["nrs"]:
+            successes += 1
+    report = outcomes(cohort.store, as_of=AS_OF)
+    assert (report["ablated"], report["six_month_window_closed"], report["successes"]) == (
+        ablated,
+        closed,
+        successes,
+    )
+    cohort.close()
