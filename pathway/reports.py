@@ -434,12 +434,14 @@ GROUP BY e.to_state, e.reason ORDER BY COUNT(*) DESC, e.to_state"""),
             if not s.terminal and not s.hold and s.name not in order:
                 order.append(s.name)
     if order:  # the successful end: a terminal state only the last stage leads to
-        order += [
-            t.dest
-            for w in workflows
-            for t in w.transitions
-            if t.sources == (order[-1],) and t.dest in terminal and t.dest not in order
-        ]
+        order += dict.fromkeys(
+            [
+                t.dest
+                for w in workflows
+                for t in w.transitions
+                if t.sources == (order[-1],) and t.dest in terminal and t.dest not in order
+            ]
+        )
     stages = []
     previous: int | None = None
     for name in order:
