@@ -400,14 +400,24 @@ def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool
 
 
 @cli.command()
+@click.option(
+    "--cohort",
+    type=click.IntRange(0),
+    default=2000,
+    show_default=True,
+    help="Also simulate this many patients over two years (0: only the scripted ones).",
+)
 @json_option
-def demo(as_json: bool) -> None:
-    """Build a demo database (demo.db, or --db) with scripted patients and print their status.
+def demo(cohort: int, as_json: bool) -> None:
+    """Build a demo database (demo.db, or --db): scripted patients that show the happy path
+    and refusals with reasons, plus a simulated cohort; print their status and the
+    bottleneck and referral-to-treatment summaries.
 
     The default demo.db is rebuilt on every run; a database given with --db
     must be empty.
     """
     from pathway import demo as demo_script
+    from pathway.simulate import simulate as run_cohort
 
     s = settings()
     url = s.db if s.db_given else DEMO_DB
@@ -422,14 +432,39 @@ def demo(as_json: bool) -> None:
     say = lines.append if as_json else click.echo
     patients = demo_script.run(clinic, say)
     statuses = [clinic.status(p).to_dict() for p in patients]
+    if cohort:
+        show_bar = sys.stderr.isatty() and not as_json
+        with click.progressbar(
+            length=cohort, label=f"simulating {cohort} patients", file=sys.stderr, hidden=not show_bar
+        ) as bar:
+            run_cohort(clinic, cohort, seed=1, progress=bar.update)
+    bottlenecks = clinic.report_bottlenecks().to_dict()
+    rtt = clinic.report_rtt().to_dict()
     if as_json:
-        emit_json({"database": url, "narrative": lines, "patients": statuses})
+        emit_json(
+            {
+                "database": url,
+                "narrative": lines,
+                "patients": statuses,
+                "bottlenecks": bottlenecks,
+                "rtt": rtt,
+            }
+        )
         return
     click.echo("")
     for st in statuses:
         click.echo(status_text(st))
         click.echo("")
-    click.echo(f"demo database: {url}  (try: pathway --db {url} check DEMO-002)")
+    pct = "-" if rtt["within_pct"] is None else f"{rtt['within_pct']}%"
+    click.echo(f"Bottlenecks: {bottlenecks['summary']}")
+    click.echo(
+        f"Referral to treatment: {rtt['incomplete']} waiting, {pct} within 18 weeks "
+        f"(standard 92%); {len(rtt['at_risk'])} at or near breach."
+    )
+    click.echo(
+        f"\ndemo database: {url}  (try: pathway --db {url} check DEMO-002, "
+        f"pathway --db {url} worklist, pathway --db {url} report bottlenecks)"
+    )
 
 
 def _remove_sqlite_file(url: str) -> None:
@@ -666,7 +701,7 @@ def simulate(
 ) -> None:
     """Create a synthetic cohort through the engine's own API (every guard honoured).
 
-    Referrals arrive over a year; stage waits, block results, refusals, holds,
+    Referrals arrive over the two years before --until; stage waits, block results, refusals, holds,
     losses to follow-up, repeat ablations and 3/6/12-month follow-ups are drawn
     from the distributions in pathway/simulate.py (CohortParameters). Patient
     identifiers are SIM<seed>-<n>, so cohorts of different seeds can share a database.

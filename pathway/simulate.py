@@ -27,7 +27,7 @@ COORDINATOR = "coordinator"
 class CohortParameters:
     """Rates are probabilities per patient; waits are (median days, spread) of a log-normal."""
 
-    arrival_span_days: int = 365
+    arrival_span_days: int = 730  # referrals arrive over the two years up to `until`
     decline_at_referral: float = 0.04
     wait_referred: tuple[float, float] = (10, 0.6)
     wait_evaluation: tuple[float, float] = (21, 0.5)
@@ -244,7 +244,7 @@ def simulate(
     p = parameters or CohortParameters()
     workflow = clinic.catalog.get(pathway)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
-    first = start or (until_at.date() - timedelta(days=p.arrival_span_days + 365))
+    first = start or (until_at.date() - timedelta(days=p.arrival_span_days))
     outcomes: Counter[str] = Counter()
     for offset in range(0, patients, batch):
         with clinic.batch():

@@ -270,10 +270,12 @@ def test_validate_reports_every_problem_with_its_location(run: Run, tmp_path: Pa
 
 def test_demo_builds_patients_and_shows_refusals(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'd.db'}"
-    result = CliRunner().invoke(cli, ["--db", db, "demo"])
+    result = CliRunner().invoke(cli, ["--db", db, "demo", "--cohort", "40"])
     assert result.exit_code == 0, result.output
     assert "REFUSED" in result.output and "71.4%" in result.output
-    again = CliRunner().invoke(cli, ["--db", db, "demo"])
+    assert "Bottlenecks: Most waiting is in" in result.output
+    assert "Referral to treatment:" in result.output
+    again = CliRunner().invoke(cli, ["--db", db, "demo", "--cohort", "0"])
     assert again.exit_code == 1 and "empty database" in again.output
 
 

@@ -93,7 +93,12 @@ def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(fresh_env: Pa
     assert {"cervical-neurotomy", "lumbar-neurotomy"} <= ids
     assert all(str(ROOT) not in w["source"] for w in json.loads(listed.stdout))
     demo = subprocess.run(
-        [script, "demo"], capture_output=True, text=True, cwd=work, env=clean_env(), check=False
+        [script, "demo", "--cohort", "40"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=clean_env(),
+        check=False,
     )
     assert demo.returncode == 0, demo.stderr
     assert (work / "demo.db").exists()

@@ -226,10 +226,12 @@ def test_any_text_as_a_workflow_file_is_refused_or_loaded_never_executed(raw: st
         assert error.problems
 
 
+CLI_DB = f"sqlite:///{tempfile.mkdtemp()}/cli.db"
+
+
 @settings(max_examples=120, deadline=None)
 @given(args=st.lists(weird_text.filter(lambda s: "\x00" not in s), min_size=1, max_size=4))
 def test_the_cli_never_shows_a_traceback(args: list[str]) -> None:
-    folder = tempfile.mkdtemp()
-    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{folder}/c.db", "record", "P1", *args])
+    result = CliRunner().invoke(cli, ["--db", CLI_DB, "record", "P1", *args])
     assert result.exit_code in (1, 2, 3, 4)
     assert "Traceback" not in result.output
