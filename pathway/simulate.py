@@ -154,15 +154,13 @@ class _Journey:
             return "ineligible"
         return self.ablate(baseline_nrs, side, levels, first=True)
 
-    def ablate(self, baseline_nrs: int, side: str, levels: list[str], first: bool) -> str:
-        rng, p = self.rng, self.p
-        self.after(_wait(rng, p.wait_ablation))
-        blocked = rng.random() < p.anticoagulant_without_plan_rate
+    def procedure_day(self, side: str, levels: list[str], *, anticoagulant: bool, plan: bool) -> None:
+        """The safety check and the procedure record, on the day of the ablation."""
         self.record(
             "safety",
             {
-                "anticoagulant": blocked,
-                "anticoagulant_plan": False,
+                "anticoagulant": anticoagulant,
+                "anticoagulant_plan": plan,
                 "implanted_device": "none",
                 "device_plan": False,
                 "pregnant": False,
@@ -173,26 +171,17 @@ class _Journey:
         self.record(
             "ablation", {"side": side, "levels": levels, "technique": "thermal", "guidance": "fluoroscopy"}
         )
+
+    def ablate(self, baseline_nrs: int, side: str, levels: list[str], first: bool) -> str:
+        rng, p = self.rng, self.p
+        self.after(_wait(rng, p.wait_ablation))
+        blocked = rng.random() < p.anticoagulant_without_plan_rate
+        self.procedure_day(side, levels, anticoagulant=blocked, plan=False)
         if not self.advance("perform_ablation"):
             self.advance("hold", reason="anticoagulation plan needed")
             self.after(_wait(rng, p.hold_days))
             self.advance("resume")
-            self.record(
-                "safety",
-                {
-                    "anticoagulant": True,
-                    "anticoagulant_plan": True,
-                    "implanted_device": "none",
-                    "device_plan": False,
-                    "pregnant": False,
-                    "site_infection": False,
-                },
-                COORDINATOR,
-            )
-            self.record(
-                "ablation",
-                {"side": side, "levels": levels, "technique": "thermal", "guidance": "fluoroscopy"},
-            )
+            self.procedure_day(side, levels, anticoagulant=True, plan=True)
             if not self.advance("perform_ablation"):
                 return "held"
         self.after(timedelta(days=rng.randint(14, 24)))
