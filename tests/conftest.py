@@ -9,11 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from pathway import Clinic
 
 PG_URL = os.environ.get("PATHWAY_TEST_DATABASE_URL")
+
+# CI runs the same generated examples every time (a red run should mean a regression);
+# locally hypothesis keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _pg_database() -> Iterator[str]:
