@@ -1149,6 +1149,10 @@ def db_upgrade() -> None:
         )
 
 
+# The FHIR commands live in their own module, which registers them into the groups above.
+from cli import fhir_cmds as _fhir_cmds  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="pathway")
