@@ -89,7 +89,8 @@ def _sqlite(url: str, database: str | None) -> Engine:
     def _on_begin(connection: Any) -> None:
         # Writes are the common case: IMMEDIATE unless a reader asks for DEFERRED.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs once per command, on the hot path.
+        connection.connection.driver_connection.execute(f"BEGIN {mode}")
 
     return engine
 
