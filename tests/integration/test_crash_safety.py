@@ -70,30 +70,36 @@ def check_whole(db: Path) -> dict[str, int]:
 
 
 def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_path: Path) -> None:
-    rows = 30000  # several seconds of batches: most kills land mid-import
+    rows = 20000  # several batches: the kills land between and inside them
     csv = tmp_path / "referrals.csv"
     csv.write_text(
         "patient,referred_at,pathway\n"
         + "".join(f"K{i:05d},2026-0{1 + i % 9}-1{i % 10},cervical-neurotomy\n" for i in range(rows))
     )
-    killed_mid_import = 0
-    db = tmp_path / "import.db"
+    # Time one whole import on this machine, so the kills land inside the import
+    # however fast or slow the machine is (a fixed delay let a fast machine finish).
+    started = time.monotonic()
+    pathway(tmp_path / "reference.db", "import", "referrals", str(csv)).wait()
+    whole = time.monotonic() - started
     rng = random.Random(20261124)
-    for _ in range(KILLS):
-        before = check_whole(db).get("enrollments", 0)
-        kill_after(pathway(db, "import", "referrals", str(csv)), rng.uniform(0.4, 1.6))
-        after = check_whole(db).get("enrollments", 0)
-        killed_mid_import += before < after < rows or (before == after < rows)
+    killed_mid_import = 0
+    # Five databases, each killed twice (the second kill lands in the re-run that
+    # resumes the first), then imported to the end: ten kills in all.
+    for round_ in range(KILLS // 2):
+        db = tmp_path / f"import-{round_}.db"
+        for _ in range(2):
+            kill_after(pathway(db, "import", "referrals", str(csv)), rng.uniform(0.1, 0.8) * whole)
+            killed_mid_import += check_whole(db).get("enrollments", 0) < rows
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "--db", f"sqlite:///{db}", "import", "referrals", str(csv)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert check_whole(db)["enrollments"] == rows
     assert killed_mid_import >= KILLS // 2
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--db", f"sqlite:///{db}", "import", "referrals", str(csv)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert check_whole(db)["enrollments"] == rows
 
 
 def test_killing_a_simulation_never_leaves_half_a_command(tmp_path: Path) -> None:
