@@ -6,7 +6,10 @@ Builds a log of about `--events` events (about a tenth as many enrollments,
 each a plausible journey of 8 to 12 state changes) straight into a SQLite file
 with executemany (the engine's own schema), then times the bottleneck report
 beside `SELECT count(*), max(effective_at) FROM events` (one full scan) and
-prints the ratio (target <= 3).
+prints the ratio (target <= 3): once as of the end of the log (the everyday
+report, as of now) and once as of an earlier day (looking back, when some stays
+ended after the as-of day and must be counted as open then). Each side is the
+best of three warm runs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from pathway import Clinic
 from pathway.store.fastpath import sqlite_time
+
+T = TypeVar("T")
 
 JOURNEY = [
     "referred",
@@ -109,6 +116,17 @@ def build(path: Path, events: int, seed: int = 1) -> int:
     return enrollment
 
 
+def best_of(times: int, run: Callable[[], T]) -> tuple[float, T]:
+    """The fastest of several runs (both sides warm, so the ratio compares work, not cache)."""
+    best, result = float("inf"), None
+    for _ in range(times):
+        began = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - began)
+    assert result is not None
+    return best, result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -123,16 +141,21 @@ def main() -> int:
         )
         with Clinic.open(f"sqlite:///{path}") as clinic:
             with clinic.store.engine.connect() as conn:
-                began = time.perf_counter()
-                conn.exec_driver_sql("SELECT count(*), max(effective_at) FROM events").one()
-                scan = time.perf_counter() - began
-            began = time.perf_counter()
-            report = clinic.report_bottlenecks(as_of="2026-11-01")
-            ours = time.perf_counter() - began
-    print(f"  full scan of events:   {scan:7.2f} s")
-    print(f"  bottleneck report:     {ours:7.2f} s")
-    print(f"  ratio report / scan:   {ours / scan:7.1f}   (target <= 3)")
-    print(f"  {report.summary}")
+                scan, (_, last) = best_of(
+                    3, lambda: conn.exec_driver_sql("SELECT count(*), max(effective_at) FROM events").one()
+                )
+            end = datetime.fromisoformat(last).replace(tzinfo=UTC)
+            print(f"  full scan of events (best of 3):           {scan:6.3f} s")
+            for label, as_of in (
+                ("as of the end of the log", end),
+                ("as of 2026-11-01 (looking back)", datetime(2026, 11, 1, tzinfo=UTC)),
+            ):
+                took, report = best_of(3, lambda as_of=as_of: clinic.report_bottlenecks(as_of=as_of))
+                print(
+                    f"  bottleneck report, {label + ':':33s} {took:6.3f} s   "
+                    f"ratio {took / scan:4.1f}   (target <= 3)"
+                )
+                print(f"    {report.summary}")
     return 0
 
 

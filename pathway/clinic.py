@@ -638,7 +638,8 @@ class Clinic:
                 enrollment,
                 state=fired.dest,
                 held_from=held_from,
-                entered_state_at=when,
+                # A trigger that stays in its state (a self-loop) does not start a new stay.
+                entered_state_at=enrollment.entered_state_at if fired.dest == enrollment.state else when,
                 closed_at=when if dest_state.terminal else None,
                 last_event_at=when,
                 last_seq=seq,

@@ -95,68 +95,135 @@ def bottlenecks(
 ) -> BottleneckReport:
     """Entries, exits, WIP, time in state (completed and censored), SLA breaches and
     patient-days per state. `since`/`until` keep stays that entered their state in that
-    window; stays are judged as of `as_of` (events after it are ignored)."""
+    window; stays are judged as of `as_of` (events after it are ignored).
+
+    Completed stays come from the `stays` table, which the database fills as events are
+    inserted (migration 0003). Its primary key orders each state's stays by length, so
+    a percentile is one walk along that index to the nearest rank, with no sort. Stays
+    still open at `as_of` are each open enrollment's current state, kept in a partial
+    index in order of entry, plus (looking back) stays that ended after `as_of`.
+    """
     dialect = store.backend
-    age = _days(dialect, "s.entered", ":as_of")
-    duration = _days(dialect, "s.entered", "s.left_at")
-    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
-    pathway_filter += " AND e.effective_at <= :as_of"
-    window = ""
-    if since is not None:
-        window += " AND s.entered >= :since"
-    if until is not None:
-        window += " AND s.entered <= :until"
-    sql = (
-        STAYS.format(pathway_filter=pathway_filter)
-        + f"""
-, measured AS (
-    SELECT s.state,
-           CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END AS done,
-           CASE WHEN s.left_at IS NULL THEN {age} ELSE {duration} END AS days
-    FROM stays s JOIN enrollments n ON n.id = s.enrollment_id
-    WHERE (s.left_at IS NOT NULL OR n.closed_at IS NULL OR n.closed_at > :as_of) {window}
-),
-ranked AS (
-    SELECT state, done, days,
-           ROW_NUMBER() OVER (PARTITION BY state, done ORDER BY days) AS rn,
-           COUNT(*) OVER (PARTITION BY state, done) AS n
-    FROM measured
-)
-SELECT state, done, COUNT(*) AS stays, SUM(days) AS total, MAX(days) AS longest,
-       MAX(CASE WHEN rn = (n + 1) / 2 THEN days END) AS median,
-       MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN days END) AS p90
-FROM ranked GROUP BY state, done
-"""
-    )
+    sla_of = _slas(catalog, pathway)
     params: dict[str, Any] = {"as_of": as_of, "pathway": pathway, "since": since, "until": until}
     params = {k: _time(dialect, v) if isinstance(v, datetime) else v for k, v in params.items()}
+    limit = "CASE state " + " ".join(f"WHEN :st_{i} THEN :sla_{i}" for i in range(len(sla_of.days)))
+    limit = limit + " END" if sla_of.days else "NULL"
+    for i, (state, days) in enumerate(sorted(sla_of.days.items())):
+        params[f"st_{i}"], params[f"sla_{i}"] = state, days
+    # Stays (s) and open enrollments (n) filtered alike: pathway, and the window on entry.
+    window = " AND pathway_id = :pathway" if pathway else ""
+    window += " AND {entered} >= :since" if since is not None else ""
+    window += " AND {entered} <= :until" if until is not None else ""
+    in_stays, in_enrollments = window.format(entered="entered_at"), window.format(entered="entered_state_at")
+    # Open at as_of: stays that ended after it (only when looking back), and the current
+    # stay of every open enrollment, read from a partial index in (state, entered) order.
+    still_open = f"left_at > :as_of AND entered_at <= :as_of{in_stays}"
+    current = f"closed_at IS NULL AND entered_state_at <= :as_of{in_enrollments}"
+
+    def measure(table: str, entered: str, where: str) -> str:
+        age = _days(dialect, entered, ":as_of")
+        return (
+            f"SELECT state, COUNT(*) AS stays, SUM({age}) AS total, "
+            f"SUM(CASE WHEN {age} > {limit} THEN 1 ELSE 0 END) AS breaches "
+            f"FROM {table} WHERE {where} GROUP BY state"
+        )
+
     with store.read() as tx:
-        rows = tx.conn.execute(text(sql), params).all()
-        slas = _sla_breaches(tx, dialect, pathway_filter, window, params, catalog)
-    per_state: dict[str, dict[int, Any]] = {}
-    for row in rows:
-        per_state.setdefault(row.state, {})[int(row.done)] = row
-    sla_of = _slas(catalog, pathway)
+
+        def run(sql: str, **extra: Any) -> Any:
+            return tx.conn.execute(text(sql), {**params, **extra})
+
+        looking_back = bool(run("SELECT EXISTS (SELECT 1 FROM stays WHERE left_at > :as_of)").scalar())
+        completed = ("left_at <= :as_of" if looking_back else "1 = 1") + in_stays
+        done = {
+            row.state: row
+            for row in run(
+                "SELECT state, COUNT(*) AS stays, SUM(days) AS total "
+                f"FROM stays WHERE {completed} GROUP BY state"
+            )
+        }
+        spanning = (
+            {r.state: r for r in run(measure("stays", "entered_at", still_open))} if looking_back else {}
+        )
+        running: dict[str, _Open] = {}
+        for row in run(measure("enrollments", "entered_state_at", current)):
+            running[row.state] = _Open(int(row.stays), _f(row.total), int(row.breaches or 0))
+        for row in spanning.values():
+            mine = running.get(row.state, _Open(0, 0.0, 0))
+            running[row.state] = _Open(
+                mine.stays + int(row.stays),
+                mine.total + _f(row.total),
+                mine.breaches + int(row.breaches or 0),
+            )
+
+        def nearest(sql: str, state: str, k: int, n: int, *, newest_first: bool = False) -> float:
+            """The k-th smallest of n values, walking an index from whichever end is nearer.
+            `sql` ends in ORDER BY <key> {direction} LIMIT 1 OFFSET :k; the key runs the
+            other way from the value when `newest_first` (a stay's age against its entry)."""
+            ascending = k <= (n + 1) // 2
+            query = sql.format(direction="ASC" if ascending != newest_first else "DESC")
+            return float(run(query, state=state, k=k - 1 if ascending else n - k).scalar_one())
+
+        # Completed stays: a walk along the (state, days) key to the rank.
+        by_length = (
+            f"SELECT days FROM stays WHERE state = :state AND {completed} "
+            "ORDER BY days {direction} LIMIT 1 OFFSET :k"
+        )
+        completed_lines: dict[str, tuple[float, float, float, int]] = {}
+        for state, row in done.items():
+            n = int(row.stays)
+            sla = sla_of.days.get(state)
+            breaches = (
+                run(
+                    f"SELECT COUNT(*) FROM stays WHERE state = :state AND days > :sla AND {completed}",
+                    state=state,
+                    sla=sla,
+                ).scalar_one()
+                if sla
+                else 0
+            )
+            completed_lines[state] = (
+                nearest(by_length, state, (n + 1) // 2, n),
+                nearest(by_length, state, (9 * n + 9) // 10, n),
+                nearest(by_length, state, n, n),
+                int(breaches),
+            )
+
+        # Open stays: the k-th shortest is the k-th latest entry.
+        open_ranks: dict[str, tuple[float, float]] = {}
+        for state, stays_now in running.items():
+            source = f"SELECT entered_state_at AS entered FROM enrollments WHERE state = :state AND {current}"
+            if state in spanning:
+                source += f" UNION ALL SELECT entered_at FROM stays WHERE state = :state AND {still_open}"
+            age = _days(dialect, "o.entered", ":as_of")
+            by_age = f"SELECT {age} FROM ({source}) o ORDER BY o.entered {{direction}} LIMIT 1 OFFSET :k"
+            n = stays_now.stays
+            open_ranks[state] = (
+                nearest(by_age, state, (n + 1) // 2, n, newest_first=True),
+                nearest(by_age, state, (9 * n + 9) // 10, n, newest_first=True),
+            )
     lines = []
-    for state, parts in per_state.items():
+    for state in sorted(done.keys() | running.keys()):
         if state in sla_of.terminal:
             continue
-        done, running = parts.get(1), parts.get(0)
+        d, r = done.get(state), running.get(state)
+        entries = (int(d.stays) if d else 0) + (r.stays if r else 0)
         lines.append(
             StateLine(
                 state=state,
                 sla_days=sla_of.days.get(state),
-                entries=(done.stays if done else 0) + (running.stays if running else 0),
-                exits=done.stays if done else 0,
-                wip=running.stays if running else 0,
-                median_days=_f(done.median) if done else None,
-                p90_days=_f(done.p90) if done else None,
-                max_days=_f(done.longest) if done else None,
-                open_median_days=_f(running.median) if running else None,
-                open_p90_days=_f(running.p90) if running else None,
-                breaches_completed=slas.get((state, 1), 0),
-                breaches_open=slas.get((state, 0), 0),
-                patient_days=_f(done.total if done else 0) + _f(running.total if running else 0),
+                entries=entries,
+                exits=int(d.stays) if d else 0,
+                wip=r.stays if r else 0,
+                median_days=completed_lines[state][0] if d else None,
+                p90_days=completed_lines[state][1] if d else None,
+                max_days=completed_lines[state][2] if d else None,
+                open_median_days=open_ranks[state][0] if r else None,
+                open_p90_days=open_ranks[state][1] if r else None,
+                breaches_completed=completed_lines[state][3] if d else 0,
+                breaches_open=r.breaches if r else 0,
+                patient_days=_f(d.total if d else 0) + _f(r.total if r else 0),
             )
         )
     hold = next((line for line in lines if line.state in sla_of.holds), None)
@@ -164,6 +231,13 @@ FROM ranked GROUP BY state, done
         (line for line in lines if line.state not in sla_of.holds), key=lambda line: -line.patient_days
     )
     return BottleneckReport(pathway, as_of, tuple(states), hold, _summary(states))
+
+
+@dataclass(frozen=True)
+class _Open:
+    stays: int
+    total: float
+    breaches: int
 
 
 def _time(dialect: str, value: datetime) -> Any:
@@ -190,34 +264,6 @@ def _slas(catalog: Catalog, pathway: str | None) -> _Slas:
         {s.name for w in workflows for s in w.states.values() if s.terminal},
         {s.name for w in workflows for s in w.states.values() if s.hold},
     )
-
-
-def _sla_breaches(
-    tx: Any, dialect: str, pathway_filter: str, window: str, params: dict[str, Any], catalog: Catalog
-) -> dict[tuple[str, int], int]:
-    """Stays longer than their state's SLA, completed and open; SLAs joined from the catalog."""
-    slas = _slas(catalog, params.get("pathway")).days
-    if not slas:
-        return {}
-    values = " UNION ALL ".join(
-        f"SELECT '{state}' AS state, {int(days)} AS sla"
-        for state, days in slas.items()
-        if state.isidentifier()
-    )
-    age = _days(dialect, "s.entered", ":as_of")
-    duration = _days(dialect, "s.entered", "s.left_at")
-    sql = (
-        STAYS.format(pathway_filter=pathway_filter)
-        + f"""
-, limits AS ({values})
-SELECT s.state, CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END AS done, COUNT(*) AS breaches
-FROM stays s JOIN limits l ON l.state = s.state JOIN enrollments n ON n.id = s.enrollment_id
-WHERE (s.left_at IS NOT NULL OR n.closed_at IS NULL OR n.closed_at > :as_of) {window}
-  AND (CASE WHEN s.left_at IS NULL THEN {age} ELSE {duration} END) > l.sla
-GROUP BY s.state, CASE WHEN s.left_at IS NULL THEN 0 ELSE 1 END
-"""
-    )
-    return {(r.state, int(r.done)): int(r.breaches) for r in tx.conn.execute(text(sql), params)}
 
 
 def _f(value: Any) -> float:

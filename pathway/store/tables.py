@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -106,6 +107,15 @@ enrollments = Table(
         sqlite_where=text("closed_at IS NULL"),
         postgresql_where=text("closed_at IS NULL"),
     ),
+    # Each open enrollment's current stay in (state, entered) order (migration 0003).
+    Index(
+        "ix_enrollments_open_stay",
+        "state",
+        "entered_state_at",
+        "pathway_id",
+        sqlite_where=text("closed_at IS NULL"),
+        postgresql_where=text("closed_at IS NULL"),
+    ),
 )
 
 events = Table(
@@ -142,6 +152,22 @@ observations = Table(
     Column("error_actor", String(200)),
     Column("error_at", UtcTime),
     Index("ix_observations_enrollment", "enrollment_id", "kind"),
+)
+
+# Completed stays, one per state-changing event, written by a database trigger on
+# `events` (migration 0003; WITHOUT ROWID on SQLite, so the key is the storage order).
+stays = Table(
+    "stays",
+    metadata,
+    Column("state", String(100), primary_key=True),
+    Column("days", Float, primary_key=True),
+    Column("event_id", Id, primary_key=True),
+    Column("left_at", UtcTime, nullable=False),
+    Column("entered_at", UtcTime, nullable=False),
+    Column("pathway_id", String(100), nullable=False),
+    Column("enrollment_id", Id, nullable=False),
+    Index("ix_stays_left_at", "left_at"),
+    sqlite_with_rowid=False,
 )
 
 outbox = Table(

@@ -7,6 +7,7 @@ import json
 import math
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -26,24 +27,36 @@ def nearest_rank(values: list[float], p: float) -> float | None:
     return ordered[math.ceil(p * len(ordered)) - 1]
 
 
-def plain_stays(clinic: Clinic) -> dict[str, dict[str, list[float]]]:
+def plain_stays(
+    clinic: Clinic,
+    as_of: datetime = AS_OF,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pathway: str | None = None,
+) -> dict[str, dict[str, list[float]]]:
     """Stays per state from each enrollment's history, the obvious way."""
     result: dict[str, dict[str, list[float]]] = {}
     for summary in clinic.list():
+        if pathway is not None and summary.pathway != pathway:
+            continue
         events = [
             e
             for e in clinic.history(summary.patient, pathway=summary.pathway)
-            if e.from_state != e.to_state and e.effective_at <= AS_OF
+            if e.from_state != e.to_state and e.effective_at <= as_of
         ]
         terminal = clinic.catalog.get(summary.pathway).is_terminal
+        if not events:  # enrolled after as_of
+            continue
         for current, following in zip(events, [*events[1:], None], strict=True):
             if terminal(current.to_state):
+                continue
+            if (since and current.effective_at < since) or (until and current.effective_at > until):
                 continue
             bucket = result.setdefault(current.to_state, {"done": [], "open": []})
             if following is not None:
                 bucket["done"].append((following.effective_at - current.effective_at).total_seconds() / 86400)
             else:
-                bucket["open"].append((AS_OF - current.effective_at).total_seconds() / 86400)
+                bucket["open"].append((as_of - current.effective_at).total_seconds() / 86400)
     return result
 
 
@@ -56,9 +69,7 @@ def cohort(db_url: str) -> Clinic:
     return clinic
 
 
-def test_bottleneck_report_matches_a_plain_computation(cohort: Clinic) -> None:
-    report = bottlenecks(cohort.store, cohort.catalog, as_of=AS_OF)
-    expected = plain_stays(cohort)
+def assert_matches(report: Any, expected: dict[str, dict[str, list[float]]], clinic: Clinic) -> None:
     lines = {line.state: line for line in [*report.states, report.hold] if line}
     assert set(lines) == set(expected)
     for state, stays in expected.items():
@@ -74,11 +85,79 @@ def test_bottleneck_report_matches_a_plain_computation(cohort: Clinic) -> None:
         ):
             assert got == pytest.approx(want, abs=1e-3), state
         assert line.patient_days == pytest.approx(sum(stays["done"]) + sum(stays["open"]), abs=0.01)
-        sla = cohort.catalog.get("cervical-neurotomy").states[state].sla_days or 10**9
+        sla = clinic.catalog.get("cervical-neurotomy").states[state].sla_days or 10**9
         assert line.breaches_completed == sum(d > sla for d in stays["done"])
         assert line.breaches_open == sum(d > sla for d in stays["open"])
+
+
+def test_bottleneck_report_matches_a_plain_computation(cohort: Clinic) -> None:
+    report = bottlenecks(cohort.store, cohort.catalog, as_of=AS_OF)
+    assert_matches(report, plain_stays(cohort), cohort)
     assert report.hold is not None and report.hold.wip >= 1  # the open hold is censored, not dropped
     assert report.summary.startswith("Most waiting is in ")
+    cohort.close()
+
+
+@pytest.mark.parametrize(
+    ("as_of", "since", "until"),
+    [
+        # As of a past day: stays that ended later are still open then; later ones do not exist yet.
+        (datetime(2025, 9, 15, tzinfo=UTC), None, None),
+        (datetime(2026, 2, 1, 12, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC), None),
+        (AS_OF, datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 12, 31, tzinfo=UTC)),
+    ],
+)
+def test_bottleneck_report_as_of_the_past_and_in_a_window_matches_a_plain_computation(
+    cohort: Clinic, as_of: datetime, since: datetime | None, until: datetime | None
+) -> None:
+    cohort.enroll("LUMBAR1", "lumbar-neurotomy", at="2025-05-01", role="coordinator")
+    for pathway in (None, "cervical-neurotomy"):
+        report = bottlenecks(
+            cohort.store, cohort.catalog, as_of=as_of, since=since, until=until, pathway=pathway
+        )
+        assert_matches(report, plain_stays(cohort, as_of, since, until, pathway), cohort)
+    cohort.close()
+
+
+def test_stays_filled_by_the_migration_equal_those_the_database_keeps_as_events_arrive(
+    cohort: Clinic,
+) -> None:
+    """Migration 0003 fills `stays` from stored events; the trigger keeps it afterwards.
+    Going down to 0002 and up again must give back exactly the same rows."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from pathway.store import database
+
+    query = text(
+        "SELECT state, days, event_id, left_at, entered_at, pathway_id, enrollment_id "
+        "FROM stays ORDER BY event_id"
+    )
+    engine = cohort.store.engine
+    with engine.connect() as conn:
+        kept = conn.execute(query).all()
+    assert len(kept) > 100
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    assert database.upgrade(engine) == ("0002", database.SCHEMA_HEAD)
+    with engine.connect() as conn:
+        filled = conn.execute(query).all()
+    assert [r[:3] + r[4:] for r in filled] == [r[:3] + r[4:] for r in kept]
+    assert [r.days for r in filled] == pytest.approx([r.days for r in kept], abs=1e-6)
+    cohort.close()
+
+
+def test_stays_are_append_only(cohort: Clinic) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for statement in ("UPDATE stays SET days = 0", "DELETE FROM stays"):
+        with pytest.raises(SQLAlchemyError, match="append-only"), cohort.store.engine.begin() as conn:
+            conn.execute(text(statement))
     cohort.close()
 
 
