@@ -743,7 +743,8 @@ def report_bottlenecks(
 ) -> None:
     """Where patients wait: per state, entries, exits, patients in it now, time in state for
     completed stays (median, p90, max) and for stays still open (censored), SLA breaches and
-    patient-days, ranked, with the bottleneck named. Holds are their own line."""
+    patient-days, ranked, with the bottleneck named. Holds are their own line; states the
+    workflow marks `planned` (recovery, follow-up) are listed last and never named."""
     import csv as csv_module
 
     result = settings().clinic().report_bottlenecks(pathway=pathway, since=since, until=until, as_of=as_of)
@@ -766,6 +767,7 @@ def report_bottlenecks(
         "breaches_completed",
         "breaches_open",
         "patient_days",
+        "planned",
     ]
     if as_csv:
         writer = csv_module.DictWriter(sys.stdout, fieldnames=columns)
@@ -789,11 +791,17 @@ def report_bottlenecks(
                 "over now",
                 "patient-days",
             ],
-            [[line[c] if line[c] is not None else "" for c in columns] for line in lines],
+            [
+                [f"{line['state']} (planned)" if line["planned"] else line["state"]]
+                + [line[c] if line[c] is not None else "" for c in columns[1:-1]]
+                for line in lines
+            ],
         )
     )
     click.echo("")
     click.echo(data["summary"])
+    if any(line["planned"] for line in lines):
+        click.echo("(planned) states are planned care, such as recovery and follow-up: listed, not waiting.")
 
 
 @report.command("rtt")

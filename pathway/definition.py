@@ -82,6 +82,9 @@ class StateSpec:
     hold: bool = False
     sla_days: int | None = None
     description: str = ""
+    #: Time here is planned care (recovery, follow-up), not waiting: reports list it but
+    #: do not name it as the bottleneck.
+    planned: bool = False
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
                 if s.hold
                 else "active",
                 "sla_days": s.sla_days,
+                "planned": s.planned,
                 "description": s.description,
             }
             for s in wf.states.values()

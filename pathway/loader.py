@@ -45,7 +45,7 @@ TOP_KEYS = {
     "transitions",
     "observations",
 }
-STATE_KEYS = {"initial", "terminal", "hold", "sla_days", "description"}
+STATE_KEYS = {"initial", "terminal", "hold", "planned", "sla_days", "description"}
 TRANSITION_KEYS = {
     "trigger",
     "auto",
@@ -241,14 +241,14 @@ def _states(value: Any, p: _Problems) -> dict[str, StateSpec]:
             continue
         spec = spec or {}
         if not isinstance(spec, dict):
-            p.add(loc, "expected a mapping (initial, terminal, hold, sla_days, description)")
+            p.add(loc, "expected a mapping (initial, terminal, hold, planned, sla_days, description)")
             continue
         _unknown_keys(spec, STATE_KEYS, loc, p)
         sla = spec.get("sla_days")
         if sla is not None and (not _is_int(sla) or sla < 1):
             p.add(f"{loc}.sla_days", "expected a whole number of days >= 1")
             sla = None
-        for flag in ("initial", "terminal", "hold"):
+        for flag in ("initial", "terminal", "hold", "planned"):
             if flag in spec and not isinstance(spec[flag], bool):
                 p.add(f"{loc}.{flag}", "expected true or false")
         state = StateSpec(
@@ -256,11 +256,14 @@ def _states(value: Any, p: _Problems) -> dict[str, StateSpec]:
             terminal=spec.get("terminal") is True,
             initial=spec.get("initial") is True,
             hold=spec.get("hold") is True,
+            planned=spec.get("planned") is True,
             sla_days=sla,
             description=str(spec.get("description") or ""),
         )
         if state.terminal and (state.initial or state.hold):
             p.add(loc, "a terminal state cannot be initial or a hold")
+        if state.planned and (state.terminal or state.hold):
+            p.add(f"{loc}.planned", "only an active state can be planned (not a terminal or hold state)")
         states[name] = state
     initials = [s.name for s in states.values() if s.initial]
     if len(initials) != 1:

@@ -61,6 +61,8 @@ class StateLine:
     breaches_completed: int
     breaches_open: int
     patient_days: float
+    #: Planned care (recovery, follow-up): listed after the waiting states, never the bottleneck.
+    planned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -224,11 +226,14 @@ def bottlenecks(
                 breaches_completed=completed_lines[state][3] if d else 0,
                 breaches_open=r.breaches if r else 0,
                 patient_days=_f(d.total if d else 0) + _f(r.total if r else 0),
+                planned=state in sla_of.planned,
             )
         )
     hold = next((line for line in lines if line.state in sla_of.holds), None)
+    # Waiting states ranked by patient-days, then the planned ones (also by patient-days).
     states = sorted(
-        (line for line in lines if line.state not in sla_of.holds), key=lambda line: -line.patient_days
+        (line for line in lines if line.state not in sla_of.holds),
+        key=lambda line: (line.planned, -line.patient_days),
     )
     return BottleneckReport(pathway, as_of, tuple(states), hold, _summary(states))
 
@@ -250,6 +255,7 @@ class _Slas:
     days: dict[str, int]
     terminal: set[str]
     holds: set[str]
+    planned: set[str]
 
 
 def _slas(catalog: Catalog, pathway: str | None) -> _Slas:
@@ -263,6 +269,7 @@ def _slas(catalog: Catalog, pathway: str | None) -> _Slas:
         days,
         {s.name for w in workflows for s in w.states.values() if s.terminal},
         {s.name for w in workflows for s in w.states.values() if s.hold},
+        {s.name for w in workflows for s in w.states.values() if s.planned},
     )
 
 
@@ -271,6 +278,8 @@ def _f(value: Any) -> float:
 
 
 def _summary(states: list[StateLine]) -> str:
+    """Name the bottleneck among the waiting states (planned care and holds aside)."""
+    states = [s for s in states if not s.planned]
     total = sum(s.patient_days for s in states)
     if not states or total <= 0:
         return "No waiting recorded yet."
@@ -280,7 +289,7 @@ def _summary(states: list[StateLine]) -> str:
     sla = f" against a {top.sla_days}-day SLA" if top.sla_days else ""
     return (
         f"Most waiting is in {top.state}: {share:.0f}% of patient-days; {median}{sla}; "
-        f"{top.breaches_open} patients over SLA now."
+        f"{top.breaches_open} {'patient' if top.breaches_open == 1 else 'patients'} over SLA now."
     )
 
 

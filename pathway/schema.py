@@ -77,6 +77,11 @@ def workflow_schema() -> dict[str, Any]:
                         "initial": {"type": "boolean"},
                         "terminal": {"type": "boolean"},
                         "hold": {"type": "boolean"},
+                        "planned": {
+                            "type": "boolean",
+                            "description": "time here is planned care (recovery, follow-up), not "
+                            "waiting: reports do not name it as the bottleneck",
+                        },
                         "sla_days": {"type": "integer", "minimum": 1},
                         "description": {"type": "string"},
                     },

@@ -94,7 +94,17 @@ def test_bottleneck_report_matches_a_plain_computation(cohort: Clinic) -> None:
     report = bottlenecks(cohort.store, cohort.catalog, as_of=AS_OF)
     assert_matches(report, plain_stays(cohort), cohort)
     assert report.hold is not None and report.hold.wip >= 1  # the open hold is censored, not dropped
-    assert report.summary.startswith("Most waiting is in ")
+    # Waiting states first, by patient-days; planned care (recovery, follow-up) after them and
+    # never named as the bottleneck, however many patient-days it holds.
+    kinds = [line.planned for line in report.states]
+    assert kinds == sorted(kinds) and {line.state for line in report.states if line.planned} == {
+        "recovery",
+        "follow_up",
+    }
+    waiting = [line for line in report.states if not line.planned]
+    assert [w.patient_days for w in waiting] == sorted((w.patient_days for w in waiting), reverse=True)
+    share = round(100 * waiting[0].patient_days / sum(w.patient_days for w in waiting))
+    assert report.summary.startswith(f"Most waiting is in {waiting[0].state}: {share}% of patient-days")
     cohort.close()
 
 

@@ -161,3 +161,20 @@ def test_unknown_role_on_a_transition_is_refused() -> None:
 def test_profile_parameters_must_exist_in_params() -> None:
     found = problems_of(edit(params={"a": 1}, profiles={"p": {"params": {"b": 2}}}))
     assert any("profiles.p.params.b" in p for p in found)
+
+
+def test_a_state_may_be_planned_care_but_only_an_active_one() -> None:
+    data = yaml.safe_load(MINIMAL)
+    data["states"]["middle"] = {"planned": True}
+    assert load_text(yaml.safe_dump(data), dummy_guards()).states["middle"].planned
+    data["states"]["done"] = {"terminal": True, "planned": True}
+    data["states"]["start"] = {"initial": True, "planned": "yes"}
+    found = problems_of(yaml.safe_dump(data))
+    assert any(p.startswith("states.done.planned: only an active state can be planned") for p in found)
+    assert any(p.startswith("states.start.planned: expected true or false") for p in found)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_pathways_mark_recovery_and_follow_up_as_planned_care(path: Path) -> None:
+    workflow = load_file(path, installed_guards())
+    assert {s.name for s in workflow.states.values() if s.planned} == {"recovery", "follow_up"}
