@@ -11,6 +11,7 @@ values at or below it), the same in SQL and in the tests' plain computation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,18 +146,23 @@ def bottlenecks(
                 f"FROM stays WHERE {completed} GROUP BY state"
             )
         }
-        spanning = (
-            {r.state: r for r in run(measure("stays", "entered_at", still_open))} if looking_back else {}
-        )
+        # Stays that ended after as_of (looking back only): few, read once along left_at.
+        spanning: dict[str, list[tuple[Any, float]]] = {}
+        if looking_back:
+            age_then = _days(dialect, "entered_at", ":as_of")
+            for row in run(f"SELECT state, entered_at, {age_then} AS age FROM stays WHERE {still_open}"):
+                spanning.setdefault(row.state, []).append((row.entered_at, float(row.age)))
         running: dict[str, _Open] = {}
         for row in run(measure("enrollments", "entered_state_at", current)):
             running[row.state] = _Open(int(row.stays), _f(row.total), int(row.breaches or 0))
-        for row in spanning.values():
-            mine = running.get(row.state, _Open(0, 0.0, 0))
-            running[row.state] = _Open(
-                mine.stays + int(row.stays),
-                mine.total + _f(row.total),
-                mine.breaches + int(row.breaches or 0),
+        current_counts = {state: line.stays for state, line in running.items()}
+        for state, found in spanning.items():
+            mine = running.get(state, _Open(0, 0.0, 0))
+            sla = sla_of.days.get(state)
+            running[state] = _Open(
+                mine.stays + len(found),
+                mine.total + sum(a for _, a in found),
+                mine.breaches + (sum(a > sla for _, a in found) if sla else 0),
             )
 
         def nearest(sql: str, state: str, k: int, n: int, *, newest_first: bool = False) -> float:
@@ -192,19 +198,31 @@ def bottlenecks(
                 int(breaches),
             )
 
-        # Open stays: the k-th shortest is the k-th latest entry.
+        # Open stays: the k-th shortest is the k-th latest entry. The current stays of open
+        # enrollments are walked along the partial index; when looking back, the few stays
+        # that ended after as_of are merged in by a binary search on how many of them rank
+        # above the k-th, each probe one index walk.
+        age = _days(dialect, "entered", ":as_of")
+        by_entry = (
+            f"SELECT entered_state_at AS entered FROM enrollments WHERE state = :state AND {current} "
+            "ORDER BY entered_state_at {direction} LIMIT 1 OFFSET :k"
+        )
         open_ranks: dict[str, tuple[float, float]] = {}
         for state, stays_now in running.items():
-            source = f"SELECT entered_state_at AS entered FROM enrollments WHERE state = :state AND {current}"
-            if state in spanning:
-                source += f" UNION ALL SELECT entered_at FROM stays WHERE state = :state AND {still_open}"
-            age = _days(dialect, "o.entered", ":as_of")
-            by_age = f"SELECT {age} FROM ({source}) o ORDER BY o.entered {{direction}} LIMIT 1 OFFSET :k"
-            n = stays_now.stays
-            open_ranks[state] = (
-                nearest(by_age, state, (n + 1) // 2, n, newest_first=True),
-                nearest(by_age, state, (9 * n + 9) // 10, n, newest_first=True),
-            )
+            n, in_enrollments_now = stays_now.stays, current_counts.get(state, 0)
+            later = sorted((entered for entered, _ in spanning.get(state, ())), reverse=True)
+
+            def newest(j: int, state: str = state, m: int = in_enrollments_now) -> Any:
+                """The j-th latest entry (1-based) among the open enrollments' current stays."""
+                ascending = j > (m + 1) // 2
+                query = by_entry.format(direction="ASC" if ascending else "DESC")
+                return run(query, state=state, k=m - j if ascending else j - 1).scalar_one()
+
+            def kth_age(k: int, later: list[Any] = later, m: int = in_enrollments_now) -> float:
+                entry = kth_newest(k, later, m, newest)
+                return float(run(f"SELECT {age.replace('entered', ':entered')}", entered=entry).scalar_one())
+
+            open_ranks[state] = (kth_age((n + 1) // 2), kth_age((9 * n + 9) // 10))
     lines = []
     for state in sorted(done.keys() | running.keys()):
         if state in sla_of.terminal:
@@ -236,6 +254,22 @@ def bottlenecks(
         key=lambda line: (line.planned, -line.patient_days),
     )
     return BottleneckReport(pathway, as_of, tuple(states), hold, _summary(states))
+
+
+def kth_newest(k: int, later: Sequence[Any], count: int, newest: Callable[[int], Any]) -> Any:
+    """The k-th newest (1-based) of two newest-first sequences taken together: `later`, in
+    memory, and `count` values read one at a time by `newest(j)` (an index walk each).
+    A binary search on how many of the k come from `later`, so O(log len(later)) reads."""
+    low, high = max(0, k - count), min(k, len(later))
+    while True:
+        i = (low + high) // 2  # taken from `later`; k - i from the other
+        j = k - i
+        if i < len(later) and j > 0 and newest(j) < later[i]:
+            low = i + 1
+        elif i > 0 and j < count and later[i - 1] < newest(j + 1):
+            high = i - 1
+        else:
+            return min(([later[i - 1]] if i else []) + ([newest(j)] if j else []))
 
 
 @dataclass(frozen=True)

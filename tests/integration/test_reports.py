@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from cli.main import cli
 from pathway import Clinic
@@ -276,3 +278,28 @@ def test_funnel_and_outcomes_match_a_plain_computation(cohort: Clinic) -> None:
         successes,
     )
     cohort.close()
+
+
+@given(
+    later=st.lists(st.integers(0, 40), max_size=12),
+    others=st.lists(st.integers(0, 40), max_size=30),
+    data=st.data(),
+)
+def test_the_kth_newest_of_two_sequences_is_found_by_the_binary_search(
+    later: list[int], others: list[int], data: st.DataObject
+) -> None:
+    """The merge behind open-stay percentiles when looking back, against a plain sort."""
+    from pathway.reports import kth_newest
+
+    assume(later or others)
+    later, others = sorted(later, reverse=True), sorted(others, reverse=True)
+    k = data.draw(st.integers(1, len(later) + len(others)))
+    reads: list[int] = []
+
+    def newest(j: int) -> int:
+        reads.append(j)
+        assert 1 <= j <= len(others)
+        return others[j - 1]
+
+    assert kth_newest(k, later, len(others), newest) == sorted(later + others, reverse=True)[k - 1]
+    assert len(reads) <= 2 * (len(later).bit_length() + 1)
