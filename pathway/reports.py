@@ -31,20 +31,6 @@ def _days(dialect: str, start: str, end: str) -> str:
     return f"(julianday({end}) - julianday({start}))"
 
 
-STAYS = """
-WITH changes AS (
-    SELECT e.enrollment_id, e.seq, e.to_state AS state, e.effective_at AS entered
-    FROM events e JOIN enrollments n ON n.id = e.enrollment_id
-    WHERE (e.from_state IS NULL OR e.from_state <> e.to_state) {pathway_filter}
-),
-stays AS (
-    SELECT c.enrollment_id, c.state, c.entered,
-           LEAD(c.entered) OVER (PARTITION BY c.enrollment_id ORDER BY c.seq) AS left_at
-    FROM changes c
-)
-"""
-
-
 @dataclass(frozen=True)
 class StateLine:
     """One state's line of the bottleneck report (days are fractional)."""
