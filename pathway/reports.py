@@ -31,6 +31,14 @@ def _days(dialect: str, start: str, end: str) -> str:
     return f"(julianday({end}) - julianday({start}))"
 
 
+def _calendar_days(dialect: str, start: str, end: str) -> str:
+    """SQL for the whole calendar days (UTC dates) from `start` to `end`: the count that
+    `status`, `list` and the worklist use, so "over SLA" means the same everywhere."""
+    if dialect == "postgresql":
+        return f"(({end} AT TIME ZONE 'UTC')::date - ({start} AT TIME ZONE 'UTC')::date)"
+    return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
+
+
 @dataclass(frozen=True)
 class StateLine:
     """One state's line of the bottleneck report (days are fractional)."""
@@ -110,11 +118,15 @@ def bottlenecks(
     still_open = f"left_at > :as_of AND entered_at <= :as_of{in_stays}"
     current = f"closed_at IS NULL AND entered_state_at <= :as_of{in_enrollments}"
 
+    # Over SLA: more whole calendar days in the state than its SLA (as `status` says overdue).
+    as_of_sql = "CAST(:as_of AS TIMESTAMP WITH TIME ZONE)" if dialect == "postgresql" else ":as_of"
+
     def measure(table: str, entered: str, where: str) -> str:
         age = _days(dialect, entered, ":as_of")
+        calendar = _calendar_days(dialect, entered, as_of_sql)
         return (
             f"SELECT state, COUNT(*) AS stays, SUM({age}) AS total, "
-            f"SUM(CASE WHEN {age} > {limit} THEN 1 ELSE 0 END) AS breaches "
+            f"SUM(CASE WHEN {calendar} > {limit} THEN 1 ELSE 0 END) AS breaches "
             f"FROM {table} WHERE {where} GROUP BY state"
         )
 
@@ -133,11 +145,15 @@ def bottlenecks(
             )
         }
         # Stays that ended after as_of (looking back only): few, read once along left_at.
-        spanning: dict[str, list[tuple[Any, float]]] = {}
+        spanning: dict[str, list[tuple[Any, float, int]]] = {}
         if looking_back:
             age_then = _days(dialect, "entered_at", ":as_of")
-            for row in run(f"SELECT state, entered_at, {age_then} AS age FROM stays WHERE {still_open}"):
-                spanning.setdefault(row.state, []).append((row.entered_at, float(row.age)))
+            calendar_then = _calendar_days(dialect, "entered_at", as_of_sql)
+            for row in run(
+                f"SELECT state, entered_at, {age_then} AS age, {calendar_then} AS calendar "
+                f"FROM stays WHERE {still_open}"
+            ):
+                spanning.setdefault(row.state, []).append((row.entered_at, float(row.age), int(row.calendar)))
         running: dict[str, _Open] = {}
         for row in run(measure("enrollments", "entered_state_at", current)):
             running[row.state] = _Open(int(row.stays), _f(row.total), int(row.breaches or 0))
@@ -147,8 +163,8 @@ def bottlenecks(
             sla = sla_of.days.get(state)
             running[state] = _Open(
                 mine.stays + len(found),
-                mine.total + sum(a for _, a in found),
-                mine.breaches + (sum(a > sla for _, a in found) if sla else 0),
+                mine.total + sum(a for _, a, _ in found),
+                mine.breaches + (sum(c > sla for _, _, c in found) if sla else 0),
             )
 
         def nearest(sql: str, state: str, k: int, n: int, *, newest_first: bool = False) -> float:
@@ -168,9 +184,12 @@ def bottlenecks(
         for state, row in done.items():
             n = int(row.stays)
             sla = sla_of.days.get(state)
+            # More calendar days than the SLA: certainly so from SLA + 1 days of elapsed time,
+            # never at or under the SLA; between the two the dates decide. A key range either way.
             breaches = (
                 run(
-                    f"SELECT COUNT(*) FROM stays WHERE state = :state AND days > :sla AND {completed}",
+                    f"SELECT COUNT(*) FROM stays WHERE state = :state AND days > :sla AND {completed} "
+                    f"AND (days >= :sla + 1 OR {_calendar_days(dialect, 'entered_at', 'left_at')} > :sla)",
                     state=state,
                     sla=sla,
                 ).scalar_one()
@@ -196,7 +215,7 @@ def bottlenecks(
         open_ranks: dict[str, tuple[float, float]] = {}
         for state, stays_now in running.items():
             n, in_enrollments_now = stays_now.stays, current_counts.get(state, 0)
-            later = sorted((entered for entered, _ in spanning.get(state, ())), reverse=True)
+            later = sorted((entered for entered, _, _ in spanning.get(state, ())), reverse=True)
 
             def newest(j: int, state: str = state, m: int = in_enrollments_now) -> Any:
                 """The j-th latest entry (1-based) among the open enrollments' current stays."""

@@ -54,11 +54,12 @@ def plain_stays(
                 continue
             if (since and current.effective_at < since) or (until and current.effective_at > until):
                 continue
-            bucket = result.setdefault(current.to_state, {"done": [], "open": []})
-            if following is not None:
-                bucket["done"].append((following.effective_at - current.effective_at).total_seconds() / 86400)
-            else:
-                bucket["open"].append((as_of - current.effective_at).total_seconds() / 86400)
+            bucket = result.setdefault(
+                current.to_state, {"done": [], "open": [], "done_cal": [], "open_cal": []}
+            )
+            ended, kind = (following.effective_at, "done") if following is not None else (as_of, "open")
+            bucket[kind].append((ended - current.effective_at).total_seconds() / 86400)
+            bucket[f"{kind}_cal"].append((ended.date() - current.effective_at.date()).days)
     return result
 
 
@@ -88,8 +89,9 @@ def assert_matches(report: Any, expected: dict[str, dict[str, list[float]]], cli
             assert got == pytest.approx(want, abs=1e-3), state
         assert line.patient_days == pytest.approx(sum(stays["done"]) + sum(stays["open"]), abs=0.01)
         sla = clinic.catalog.get("cervical-neurotomy").states[state].sla_days or 10**9
-        assert line.breaches_completed == sum(d > sla for d in stays["done"])
-        assert line.breaches_open == sum(d > sla for d in stays["open"])
+        # Over SLA counts whole calendar days, as status and the worklist do.
+        assert line.breaches_completed == sum(d > sla for d in stays["done_cal"])
+        assert line.breaches_open == sum(d > sla for d in stays["open_cal"])
 
 
 def test_bottleneck_report_matches_a_plain_computation(cohort: Clinic) -> None:
@@ -128,6 +130,40 @@ def test_bottleneck_report_as_of_the_past_and_in_a_window_matches_a_plain_comput
             cohort.store, cohort.catalog, as_of=as_of, since=since, until=until, pathway=pathway
         )
         assert_matches(report, plain_stays(cohort, as_of, since, until, pathway), cohort)
+    cohort.close()
+
+
+def test_the_reports_count_the_same_patients_the_same_way(cohort: Clinic) -> None:
+    """Patients in a state now, over SLA now, at risk of breaching 18 weeks and closed by
+    exit: the bottleneck, RTT and funnel reports, `list`/`status` and the worklist agree."""
+    from collections import Counter
+
+    from pathway.reports import funnel, rtt
+
+    cohort.enroll("SLA1", "cervical-neurotomy", at="2026-09-05T09:30:00Z", role="coordinator")
+    # SLA2 has been referred 14.46 days: over the 14-day SLA by the clock, not by calendar days.
+    cohort.enroll("SLA2", "cervical-neurotomy", at="2026-10-18T01:00:00Z", role="coordinator")
+    as_of = datetime(2026, 11, 1, 12, tzinfo=UTC)  # after every event of the cohort
+    report = bottlenecks(cohort.store, cohort.catalog, as_of=as_of)
+    everyone = cohort.list(at=as_of)
+    open_now = [s for s in everyone if s.open]
+    lines = [*report.states, *([report.hold] if report.hold else [])]
+    assert {line.state: line.wip for line in lines if line.wip} == Counter(s.state for s in open_now)
+    assert {line.state: line.breaches_open for line in lines if line.breaches_open} == Counter(
+        s.state for s in open_now if s.overdue
+    )
+    worklist = cohort.worklist(as_of=as_of)
+    assert Counter(i.state for i in worklist if i.kind == "over_sla") == Counter(
+        s.state for s in open_now if s.overdue
+    )
+    waits = rtt(cohort.store, as_of=as_of)
+    assert {r["patient"] for r in waits.at_risk} == {
+        i.patient for i in worklist if i.kind in ("rtt_at_risk", "rtt_breach")
+    }
+    exits = Counter()
+    for row in funnel(cohort.store, cohort.catalog, as_of=as_of)["exits"]:
+        exits[row["state"]] += row["enrollments"]
+    assert exits == Counter(s.state for s in everyone if not s.open)
     cohort.close()
 
 
