@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -106,8 +106,14 @@ def bottlenecks(
     params = {k: _time(dialect, v) if isinstance(v, datetime) else v for k, v in params.items()}
     limit = "CASE state " + " ".join(f"WHEN :st_{i} THEN :sla_{i}" for i in range(len(sla_of.days)))
     limit = limit + " END" if sla_of.days else "NULL"
+    # An open stay is over SLA when it began before midnight (UTC) of as_of's date minus the
+    # SLA: more calendar days than the SLA, as `status` counts, with no date arithmetic per row.
+    cut = "CASE state " + " ".join(f"WHEN :st_{i} THEN :cut_{i}" for i in range(len(sla_of.days)))
+    cut = cut + " END" if sla_of.days else "NULL"
     for i, (state, days) in enumerate(sorted(sla_of.days.items())):
         params[f"st_{i}"], params[f"sla_{i}"] = state, days
+        midnight = datetime.combine(as_of.date() - timedelta(days=days), time(0), tzinfo=UTC)
+        params[f"cut_{i}"] = _time(dialect, midnight)
     # Stays (s) and open enrollments (n) filtered alike: pathway, and the window on entry.
     window = " AND pathway_id = :pathway" if pathway else ""
     window += " AND {entered} >= :since" if since is not None else ""
@@ -118,15 +124,11 @@ def bottlenecks(
     still_open = f"left_at > :as_of AND entered_at <= :as_of{in_stays}"
     current = f"closed_at IS NULL AND entered_state_at <= :as_of{in_enrollments}"
 
-    # Over SLA: more whole calendar days in the state than its SLA (as `status` says overdue).
-    as_of_sql = "CAST(:as_of AS TIMESTAMP WITH TIME ZONE)" if dialect == "postgresql" else ":as_of"
-
     def measure(table: str, entered: str, where: str) -> str:
         age = _days(dialect, entered, ":as_of")
-        calendar = _calendar_days(dialect, entered, as_of_sql)
         return (
             f"SELECT state, COUNT(*) AS stays, SUM({age}) AS total, "
-            f"SUM(CASE WHEN {calendar} > {limit} THEN 1 ELSE 0 END) AS breaches "
+            f"SUM(CASE WHEN {entered} < {cut} THEN 1 ELSE 0 END) AS breaches "
             f"FROM {table} WHERE {where} GROUP BY state"
         )
 
@@ -148,23 +150,22 @@ def bottlenecks(
         spanning: dict[str, list[tuple[Any, float, int]]] = {}
         if looking_back:
             age_then = _days(dialect, "entered_at", ":as_of")
-            calendar_then = _calendar_days(dialect, "entered_at", as_of_sql)
             for row in run(
-                f"SELECT state, entered_at, {age_then} AS age, {calendar_then} AS calendar "
+                f"SELECT state, entered_at, {age_then} AS age, "
+                f"CASE WHEN entered_at < {cut} THEN 1 ELSE 0 END AS over "
                 f"FROM stays WHERE {still_open}"
             ):
-                spanning.setdefault(row.state, []).append((row.entered_at, float(row.age), int(row.calendar)))
+                spanning.setdefault(row.state, []).append((row.entered_at, float(row.age), int(row.over)))
         running: dict[str, _Open] = {}
         for row in run(measure("enrollments", "entered_state_at", current)):
             running[row.state] = _Open(int(row.stays), _f(row.total), int(row.breaches or 0))
         current_counts = {state: line.stays for state, line in running.items()}
         for state, found in spanning.items():
             mine = running.get(state, _Open(0, 0.0, 0))
-            sla = sla_of.days.get(state)
             running[state] = _Open(
                 mine.stays + len(found),
                 mine.total + sum(a for _, a, _ in found),
-                mine.breaches + (sum(c > sla for _, _, c in found) if sla else 0),
+                mine.breaches + sum(over for _, _, over in found),
             )
 
         def nearest(sql: str, state: str, k: int, n: int, *, newest_first: bool = False) -> float:
