@@ -5,34 +5,45 @@ Columns: `patient`, `referred_at` (required) and `pathway`, `profile`, `name`
 the whole import before anything is written. A row whose patient already has
 an enrollment in the pathway opened at the same time (a re-run of the same
 file), or an open one, is skipped: nobody is enrolled twice.
+
+Speed (bench/import.py): rows are read as plain tuples, and what repeats from
+row to row (a pathway, a date, a profile) is looked up and checked once; the
+batches go to `pathway.store.bulk`, which writes each table with one
+executemany.
 """
 
 from __future__ import annotations
 
 import csv
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import bindparam, select
+from typing import Any, NamedTuple
 
 from pathway.catalog import Catalog
 from pathway.errors import InvalidInput, PathwayError
+from pathway.store.bulk import enroll_many
 from pathway.store.repository import Store
-from pathway.store.tables import enrollments, patients
 from pathway.timeutil import to_utc, utcnow
-from pathway.views import iso
 
 COLUMNS = ("patient", "referred_at", "pathway", "profile", "name")
 REQUIRED = ("patient", "referred_at")
-BATCH = 2000
+#: Rows per transaction: fewer, larger commits are faster (each one is a durable sync), while
+#: one batch still holds the write lock for only a fraction of a second.
+BATCH = 10_000
+MAX_NAME = 200  # as `Clinic.enroll`
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # control characters other than tab and newline
+
+#: A row as read: the five columns' values in COLUMNS order (empty when absent), or
+#: None when the line has more values than the header has columns.
+Row = tuple[str, str, str, str, str] | None
 
 
-@dataclass(frozen=True)
-class Referral:
+class Referral(NamedTuple):
+    """One valid row, ready to enroll (a `pathway.store.bulk.NewEnrollment`)."""
+
     line: int
     patient: str
     pathway: str
@@ -62,16 +73,16 @@ class ImportReport:
         }
 
 
-def read_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(path: str | Path) -> Iterator[tuple[int, Row]]:
     """(line number, row) pairs; the header must name the required columns."""
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     with handle:
+        reader = csv.reader(handle)
         try:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            header = [h.strip() for h in next(reader, [])]
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{path}: not a readable CSV file ({exc})") from None
         missing = [c for c in REQUIRED if c not in header]
@@ -83,19 +94,83 @@ def read_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             if unknown:
                 parts.append(f"unknown column(s) {', '.join(unknown)}")
             raise InvalidInput(f"{path}: line 1 (header): {'; '.join(parts)} (columns: {', '.join(COLUMNS)})")
-        reader.fieldnames = header
+        width = len(header)
+        position = {name: i for i, name in enumerate(header)}  # a repeated column: the last one
+        absent = width  # index of the "" appended to every row for the columns not in the file
+        a, b, c, d, e = (position.get(name, absent) for name in COLUMNS)
+        padding = [""] * (width + 1)
         try:
-            for row in reader:
-                if None in row:
-                    yield reader.line_num, {"__extra__": "1"}
+            for values in reader:
+                size = len(values)
+                if size == width:
+                    values.append("")
+                elif size > width:
+                    yield reader.line_num, None
                     continue
-                yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+                elif size == 0:
+                    continue  # a blank line
+                else:
+                    values += padding[size:]
+                yield (
+                    reader.line_num,
+                    (
+                        values[a].strip(),
+                        values[b].strip(),
+                        values[c].strip(),
+                        values[d].strip(),
+                        values[e].strip(),
+                    ),
+                )
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
 
 
+def _from_mapping(row: Mapping[str, str] | Row) -> Row:
+    """A row given as a mapping of column to value (the Python API) as the reader's tuple."""
+    if row is None or isinstance(row, tuple):
+        return row
+    if "__extra__" in row:
+        return None
+    patient, referred_at, pathway, profile, name = (row.get(c) or "" for c in COLUMNS)
+    return patient, referred_at, pathway, profile, name
+
+
+def _target(catalog: Catalog, pathway_id: str, profile: str) -> tuple[Any, str | None, str | None]:
+    """(pathway id, version, profile, initial state) for a row's pathway and profile, or the
+    problems with them: (fields or None, pathway problem, profile problem)."""
+    if not pathway_id:
+        return None, "pathway: empty (give the column or --pathway)", None
+    try:
+        workflow = catalog.get(pathway_id)
+    except PathwayError as exc:
+        return None, f"pathway: {exc}", None
+    profile = profile or workflow.default_profile
+    if profile not in workflow.profiles:
+        known = ", ".join(workflow.profiles)
+        return None, None, f"profile: unknown profile {profile!r} (profiles: {known})"
+    return (workflow.id, workflow.version, profile, workflow.initial), None, None
+
+
+def _referred_at(text: str) -> datetime | str:
+    """The referral time, or the problem with it."""
+    if not text:
+        return "referred_at: required (an ISO date or date-time)"
+    try:
+        return to_utc(text, name="referred_at")
+    except PathwayError as exc:
+        return str(exc)
+
+
+def _name_problem(name: str) -> str | None:
+    if len(name) > MAX_NAME:
+        return f"name: longer than {MAX_NAME} characters"
+    if _CONTROL.search(name):
+        return "name: contains control characters"
+    return None
+
+
 def validate(
-    rows: Iterable[tuple[int, Mapping[str, str]]],
+    rows: Iterable[tuple[int, Mapping[str, str] | Row]],
     catalog: Catalog,
     default_pathway: str | None,
     check_patient: Callable[[str], object],
@@ -105,70 +180,49 @@ def validate(
     problems: list[str] = []
     seen: dict[tuple[str, str], int] = {}
     count = 0
-    for line, row in rows:
+    # What repeats from row to row is checked once: (pathway, profile) and referred_at text.
+    targets: dict[tuple[str, str], tuple[Any, str | None, str | None]] = {}
+    times: dict[str, datetime | str] = {}
+    for line, given in rows:
         count += 1
-        if "__extra__" in row:
+        row = given if given is None or type(given) is tuple else _from_mapping(given)
+        if row is None:
             problems.append(f"line {line}: more values than columns")
             continue
-        errors: list[str] = []
-        patient = row.get("patient", "")
+        patient, referred_text, pathway_text, profile_text, name = row
+        target = targets.get((pathway_text, profile_text))
+        if target is None:
+            pathway_id = pathway_text or default_pathway or ""
+            target = targets[pathway_text, profile_text] = _target(catalog, pathway_id, profile_text)
+        referred = times.get(referred_text)
+        if referred is None:
+            referred = times[referred_text] = _referred_at(referred_text)
         try:
             check_patient(patient)
+            patient_problem = None
         except PathwayError as exc:
-            errors.append(f"patient: {exc}".replace("patient: patient: ", "patient: "))
-        pathway_id = row.get("pathway") or default_pathway
-        workflow = None
-        if not pathway_id:
-            errors.append("pathway: empty (give the column or --pathway)")
-        else:
-            try:
-                workflow = catalog.get(pathway_id)
-            except PathwayError as exc:
-                errors.append(f"pathway: {exc}")
-        try:
-            referred = to_utc(row.get("referred_at") or None, name="referred_at", default=None)
-            if not row.get("referred_at"):
-                raise InvalidInput("referred_at: required (an ISO date or date-time)")
-        except PathwayError as exc:
-            errors.append(str(exc))
-            referred = None
-        profile = row.get("profile") or (workflow.default_profile if workflow else "")
-        if workflow is not None and profile not in workflow.profiles:
-            errors.append(f"profile: unknown profile {profile!r} (profiles: {', '.join(workflow.profiles)})")
-        name = row.get("name") or None
-        if name is not None and len(name) > 200:
-            errors.append("name: longer than 200 characters")
-        if not errors and workflow is not None and referred is not None:
-            key = (patient, workflow.id)
-            if key in seen:
-                errors.append(f"patient: {patient} is referred to {workflow.id} again on line {seen[key]}")
-            else:
-                seen[key] = line
-        if errors:
-            problems += [f"line {line}: {e}" for e in errors]
+            patient_problem = f"patient: {exc}".replace("patient: patient: ", "patient: ")
+        fields = target[0]
+        name_problem = _name_problem(name) if name else None
+        if patient_problem or fields is None or name_problem or type(referred) is not datetime:
+            errors = (patient_problem, target[1], referred if type(referred) is str else None, target[2])
+            problems += [f"line {line}: {e}" for e in (*errors, name_problem) if e]
             continue
-        assert workflow is not None and referred is not None
-        valid.append(
-            Referral(line, patient, workflow.id, workflow.version, profile, referred, workflow.initial, name)
-        )
+        pathway, version, profile, initial = fields
+        if (patient, pathway) in seen:
+            earlier = seen[patient, pathway]
+            problems.append(
+                f"line {line}: patient: {patient} is referred to {pathway} again on line {earlier}"
+            )
+            continue
+        seen[patient, pathway] = line
+        valid.append(Referral(line, patient, pathway, version, profile, referred, initial, name or None))
     return valid, problems, count
-
-
-_FIND_PATIENTS = select(patients.c.id, patients.c.identifier).where(
-    patients.c.identifier.in_(bindparam("ids", expanding=True))
-)
-_FIND_ENROLLMENTS = select(
-    enrollments.c.id,
-    enrollments.c.patient_id,
-    enrollments.c.pathway_id,
-    enrollments.c.opened_at,
-    enrollments.c.closed_at,
-).where(enrollments.c.patient_id.in_(bindparam("pids", expanding=True)))
 
 
 def write(
     store: Store,
-    referrals: list[Referral],
+    referrals: Sequence[Referral],
     *,
     actor: str,
     role: str,
@@ -178,107 +232,10 @@ def write(
     imported = skipped = 0
     for start in range(0, len(referrals), BATCH):
         batch = referrals[start : start + BATCH]
-        done, passed = _write_batch(store, batch, actor=actor, role=role)
+        with store.write() as tx:
+            done, passed = enroll_many(tx, batch, actor=actor, role=role, recorded=utcnow())
         imported += done
         skipped += passed
         if progress is not None:
             progress(len(batch))
     return imported, skipped
-
-
-def _write_batch(store: Store, batch: list[Referral], *, actor: str, role: str) -> tuple[int, int]:
-    recorded = utcnow()
-    with store.write() as tx:
-        conn = tx.conn
-        ids = sorted({r.patient for r in batch})
-        known = {row.identifier: row.id for row in conn.execute(_FIND_PATIENTS, {"ids": ids})}
-        names = {r.patient: r.name for r in batch}
-        new = [
-            {"identifier": p, "display_name": names[p], "created_at": recorded} for p in ids if p not in known
-        ]
-        if new:
-            tx.insert_many("patients", new)
-            known = {row.identifier: row.id for row in conn.execute(_FIND_PATIENTS, {"ids": ids})}
-        existing = conn.execute(_FIND_ENROLLMENTS, {"pids": list(known.values())}).all()
-        # Skip an open enrollment in the pathway, and the very same referral imported before.
-        wanted = {(known[r.patient], r.pathway, r.referred_at) for r in batch}
-        blocked = {
-            (row.patient_id, row.pathway_id)
-            for row in existing
-            if row.closed_at is None or (row.patient_id, row.pathway_id, to_utc(row.opened_at)) in wanted
-        }
-        todo = [r for r in batch if (known[r.patient], r.pathway) not in blocked]
-        if not todo:
-            return 0, len(batch)
-        tx.insert_many(
-            "enrollments",
-            [
-                {
-                    "patient_id": known[r.patient],
-                    "pathway_id": r.pathway,
-                    "pathway_version": r.version,
-                    "profile": r.profile,
-                    "state": r.initial,
-                    "held_from": None,
-                    "entered_state_at": r.referred_at,
-                    "opened_at": r.referred_at,
-                    "closed_at": None,
-                    "last_event_at": r.referred_at,
-                    "last_seq": 1,
-                    "version": 1,
-                }
-                for r in todo
-            ],
-        )
-        created = {
-            (row.patient_id, row.pathway_id): row.id
-            for row in conn.execute(_FIND_ENROLLMENTS, {"pids": [known[r.patient] for r in todo]})
-            if row.closed_at is None
-        }
-        event_rows, outbox_rows = [], []
-        for r in todo:
-            enrollment_id = created[(known[r.patient], r.pathway)]
-            event_rows.append(
-                {
-                    "enrollment_id": enrollment_id,
-                    "seq": 1,
-                    "trigger": "enroll",
-                    "from_state": None,
-                    "to_state": r.initial,
-                    "actor": actor,
-                    "role": role,
-                    "effective_at": r.referred_at,
-                    "recorded_at": recorded,
-                    "reason": None,
-                    "payload": {"profile": r.profile, "source": "import"},
-                }
-            )
-            message = {
-                "id": str(uuid.uuid4()),
-                "type": "enrollment.opened",
-                "enrollment": enrollment_id,
-                "patient": r.patient,
-                "pathway": r.pathway,
-                "pathway_version": r.version,
-                "trigger": "enroll",
-                "from": None,
-                "to": r.initial,
-                "effective_at": iso(r.referred_at),
-                "recorded_at": iso(recorded),
-                "actor": actor,
-                "role": role,
-            }
-            tx.messages.append(message)
-            outbox_rows.append(
-                {
-                    "message_id": message["id"],
-                    "type": message["type"],
-                    "enrollment_id": enrollment_id,
-                    "payload": message,
-                    "created_at": recorded,
-                    "attempts": 0,
-                }
-            )
-        tx.insert_many("events", event_rows)
-        tx.insert_many("outbox", outbox_rows)
-        return len(todo), len(batch) - len(todo)

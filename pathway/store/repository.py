@@ -2,7 +2,8 @@
 
 `Store.write()` opens a write transaction (IMMEDIATE on SQLite) that commits on
 success and rolls back on any exception; `Store.read()` a read-only one. The
-`Tx` methods are the only SQL in the project outside reports and migrations.
+`Tx` methods are the only SQL in the project outside reports, migrations and the
+bulk enrollment of imports (bulk.py, which works inside a `Tx`).
 """
 
 from __future__ import annotations
