@@ -917,6 +917,50 @@ def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_jso
         click.echo(f"{key.replace('_', ' '):28s} {'-' if value is None else value}")
 
 
+@report.command("html")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Write the page to FILE (replaced if it exists).",
+)
+@click.option("--pathway", help="Only this pathway.")
+@click.option(
+    "--since",
+    help="Bottlenecks and time in state: only stays that began on or after this date; "
+    "work in progress is charted from it.",
+)
+@click.option(
+    "--until",
+    help="Bottlenecks and time in state: only stays that began on or before this date; "
+    "work in progress is charted up to it.",
+)
+@click.option("--as-of", "as_of", help="Judge as of this date (default now): later events ignored.")
+def report_html(
+    output: str, pathway: str | None, since: str | None, until: str | None, as_of: str | None
+) -> None:
+    """One self-contained HTML page for clinic managers, to open offline in a browser: a
+    summary, the bottleneck table, time in state per stage, work in progress over time,
+    referral to treatment by month, the funnel and the pathway diagram. Aggregates only: no
+    patient is named. Charts are drawn by plotly.js, which is embedded in the file."""
+    page = settings().clinic().report_html(pathway=pathway, since=since, until=until, as_of=as_of)
+    _write_page(output, page)
+    click.echo(f"wrote {output}")
+
+
+def _write_page(path: str, page: str) -> None:
+    """Write `page` to `path` whole or not at all; a path that cannot be written is a clear error."""
+    partial = path + ".partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.replace(partial, path)
+    except OSError as exc:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 # --- import and export ---------------------------------------------------------------------
 
 

@@ -216,6 +216,23 @@ class Clinic:
             self.catalog.get(pathway)
         return outcomes(self.store, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
 
+    def report_html(
+        self, *, pathway: str | None = None, since: When = None, until: When = None, as_of: When = None
+    ) -> str:
+        """Every report as one self-contained HTML page (see `pathway.html_report`)."""
+        from pathway.html_report import render
+
+        if pathway is not None:
+            self.catalog.get(pathway)
+        return render(
+            self.store,
+            self.catalog,
+            as_of=to_utc(as_of, name="--as-of"),
+            pathway=pathway,
+            since=to_utc(since, name="--since") if since else None,
+            until=to_utc(until, name="--until") if until else None,
+        )
+
     def worklist(self, *, as_of: When = None, role: str | None = None) -> Any:
         """What needs action, most urgent first (see `pathway.worklist`)."""
         from pathway.worklist import worklist
