@@ -407,11 +407,17 @@ def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool
     show_default=True,
     help="Also simulate this many patients over two years (0: only the scripted ones).",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Write the HTML report here (default: beside a SQLite database, with .html; else demo.html).",
+)
 @json_option
-def demo(cohort: int, as_json: bool) -> None:
+def demo(cohort: int, html_path: str | None, as_json: bool) -> None:
     """Build a demo database (demo.db, or --db): scripted patients that show the happy path
     and refusals with reasons, plus a simulated cohort; print their status and the
-    bottleneck and referral-to-treatment summaries.
+    bottleneck and referral-to-treatment summaries, and write the HTML report (demo.html).
 
     The default demo.db is rebuilt on every run; a database given with --db
     must be empty.
@@ -440,6 +446,8 @@ def demo(cohort: int, as_json: bool) -> None:
             run_cohort(clinic, cohort, seed=1, progress=bar.update)
     bottlenecks = clinic.report_bottlenecks().to_dict()
     rtt = clinic.report_rtt().to_dict()
+    html_path = html_path or _beside(url, ".html", "demo.html")
+    _write_page(html_path, clinic.report_html())
     if as_json:
         emit_json(
             {
@@ -448,6 +456,7 @@ def demo(cohort: int, as_json: bool) -> None:
                 "patients": statuses,
                 "bottlenecks": bottlenecks,
                 "rtt": rtt,
+                "html": html_path,
             }
         )
         return
@@ -465,6 +474,15 @@ def demo(cohort: int, as_json: bool) -> None:
         f"\ndemo database: {url}  (try: pathway --db {url} check DEMO-002, "
         f"pathway --db {url} worklist, pathway --db {url} report bottlenecks)"
     )
+    click.echo(f"HTML report: {html_path}  (open it in a browser; it works offline)")
+
+
+def _beside(url: str, suffix: str, otherwise: str) -> str:
+    """A file next to a SQLite database file, with `suffix` for its extension; else `otherwise`."""
+    path = url.removeprefix("sqlite:///").partition("?")[0]
+    if not url.startswith("sqlite:///") or path in ("", ":memory:"):
+        return otherwise
+    return os.path.splitext(path)[0] + suffix
 
 
 def _remove_sqlite_file(url: str) -> None:

@@ -195,6 +195,15 @@ def test_report_html_to_a_path_that_cannot_be_written_is_a_clear_error(tmp_path:
     assert unknown.exit_code == 4 and "unknown pathway 'knee'" in unknown.output
 
 
+def test_demo_writes_the_html_report_beside_its_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    result = CliRunner().invoke(cli, ["--db", db, "demo", "--cohort", "30"])
+    assert result.exit_code == 0, result.output
+    assert f"HTML report: {tmp_path / 'd.html'}" in result.output
+    page = (tmp_path / "d.html").read_text(encoding="utf-8")
+    assert '<section id="rtt">' in page and "DEMO-001" not in page
+
+
 # --- a real browser ------------------------------------------------------------------------
 
 
