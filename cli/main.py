@@ -671,14 +671,25 @@ def workflows_schema() -> None:
 @click.option("--as-of", "as_of", help="As of this date (default now).")
 @click.option("--role", "only_role", help="Only steps this role may take (default: everything).")
 @click.option("--limit", type=click.IntRange(1), help="At most this many lines.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @json_option
-def worklist(as_of: str | None, only_role: str | None, limit: int | None, as_json: bool) -> None:
+def worklist(
+    as_of: str | None, only_role: str | None, limit: int | None, as_csv: bool, as_json: bool
+) -> None:
     """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
     included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
+    import csv as csv_module
+
     items = [i.to_dict() for i in settings().clinic().worklist(as_of=as_of, role=only_role)]
     items = items[:limit] if limit else items
     if as_json:
         emit_json(items)
+        return
+    if as_csv:
+        fields = ["patient", "pathway", "state", "kind", "action", "trigger", "urgency"]
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(items)
         return
     if not items:
         click.echo("nothing needs action")

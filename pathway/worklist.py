@@ -33,7 +33,7 @@ class Item:
     trigger: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "urgency": round(self.urgency, 2)}
 
 
 def worklist(clinic: Clinic, *, as_of: datetime, role: str | None = None) -> list[Item]:

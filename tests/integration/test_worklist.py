@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -94,3 +96,7 @@ def test_worklist_cli(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["--db", db, "worklist", "--as-of", "2026-06-05", "--json"])
     assert out.exit_code == 0
     assert {i["kind"] for i in json.loads(out.output)} == {"over_sla", "rtt_breach"}
+    csv_out = CliRunner().invoke(cli, ["--db", db, "worklist", "--as-of", "2026-06-05", "--csv"])
+    assert csv_out.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(csv_out.output)))
+    assert {r["kind"] for r in rows} == {"over_sla", "rtt_breach"} and {r["patient"] for r in rows} == {"W3"}
