@@ -417,14 +417,16 @@ FROM ranked GROUP BY month ORDER BY month
 """
     )
     params: dict[str, Any] = {"as_of": _time(dialect, as_of), "pathway": pathway}
+    # Whole weeks waited, rounded down (PostgreSQL's CAST would round to nearest).
+    week = "CAST(FLOOR(weeks) AS INTEGER)" if dialect == "postgresql" else "CAST(weeks AS INTEGER)"
     with store.read() as tx:
         conn = tx.conn
         buckets = conn.execute(
             text(
                 clocks
-                + """
-SELECT CAST(weeks AS INTEGER) AS week, COUNT(*) AS patients FROM waiting
-GROUP BY CAST(weeks AS INTEGER) ORDER BY week"""
+                + f"""
+SELECT {week} AS week, COUNT(*) AS patients FROM waiting
+GROUP BY {week} ORDER BY week"""
             ),
             params,
         ).all()
