@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pathway.errors import InvalidInput, PathwayError
+from pathway.timeutil import to_utc
 from pathway.views import Status, iso
 
 if TYPE_CHECKING:
@@ -498,22 +499,70 @@ def export_json(
 _PLAN = re.compile(re.escape(PLAN_DEFINITION_BASE) + r"/(?P<id>[A-Za-z0-9._-]+)(?:\|(?P<version>[^|]+))?$")
 
 
+#: How much of a value from the input a message repeats (inputs may be huge).
+_SHOWN = 80
+
+
+def _shorter(text: str, limit: int = _SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """`repr(value)`, shortened for a message."""
+    return _shorter(repr(value))
+
+
+def _unknown_resource_types(data: Any, where: str) -> list[str]:
+    """Every nested `resourceType` that names no FHIR R4B resource, with its path.
+
+    fhir.resources looks nested resources (contained, Bundle entries) up by name and fails
+    with KeyError or TypeError on an unknown one; checked here first for a clear message.
+    The walk keeps its own stack: a deeply nested input cannot exhaust Python's."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    problems: list[str] = []
+    stack: list[tuple[str, Any]] = [(where, data)]
+    while stack and len(problems) < 5:
+        path, node = stack.pop()
+        if isinstance(node, Mapping):
+            if path != where and "resourceType" in node:
+                name = node["resourceType"]
+                try:
+                    known = isinstance(name, str) and get_fhir_model_class(name) is not None
+                except ValueError:
+                    known = False
+                if not known:
+                    problems.append(f"{path}.resourceType: {_shown(name)} is not a FHIR resource type")
+            stack.extend((f"{path}.{key}", value) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}", value) for i, value in enumerate(node))
+    return sorted(problems)
+
+
 def _pydantic_problem(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__") or "resource"
-    return f"{loc}: {error.get('msg', 'invalid')}"
+    parts = [p if isinstance(p, int) or str(p).isprintable() else repr(p) for p in error.get("loc", ())]
+    loc = ".".join(str(p) for p in parts if p != "__root__") or "resource"
+    message = " ".join(str(error.get("msg", "invalid")).split())  # some span several lines
+    return f"{_shorter(loc)}: {_shorter(message, 160)}"
 
 
 def _parse(model: Any, data: Mapping[str, Any], what: str) -> Any:
     from pydantic import ValidationError
 
+    unknown = _unknown_resource_types(data, what)
+    if unknown:
+        raise InvalidInput(f"invalid FHIR {what}: " + "; ".join(unknown), unknown)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = [f"{what}.{_pydantic_problem(e)}" for e in exc.errors()]
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
         raise InvalidInput(f"invalid FHIR {what}: {shown}", problems) from None
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"invalid FHIR {what}: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"invalid FHIR {what}: nested too deeply") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        # What the validator itself raises on input it cannot read at all.
+        raise InvalidInput(f"invalid FHIR {what}: not a readable resource ({_shown(str(exc))})") from None
 
 
 def _identifier(identifiers: Any, where: str) -> str:
@@ -553,7 +602,9 @@ def _referral_parts(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping
         _parse(ServiceRequest, data, "ServiceRequest")
         request = data
         by_ref: dict[str, Mapping[str, Any]] = {
-            f"#{c.get('id')}": c for c in request.get("contained") or () if c.get("resourceType") == "Patient"
+            f"#{c['id']}": c
+            for c in request.get("contained") or ()
+            if c.get("resourceType") == "Patient" and c.get("id")
         }
     elif rtype == "Bundle":
         _parse(Bundle, data, "Bundle")
@@ -570,14 +621,14 @@ def _referral_parts(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping
                 if resource.get("id"):
                     by_ref[f"Patient/{resource['id']}"] = resource
     else:
-        raise InvalidInput(f"expected a FHIR ServiceRequest or Bundle, got resourceType {rtype!r}")
+        raise InvalidInput(f"expected a FHIR ServiceRequest or Bundle, got resourceType {_shown(rtype)}")
     subject = request.get("subject") or {}
     patient = by_ref.get(subject.get("reference") or "")
     if patient is not None:
         _parse(Patient, patient, "Patient")
     elif subject.get("reference") and not subject.get("identifier"):
         raise InvalidInput(
-            f"ServiceRequest.subject: reference {subject['reference']} is not in the input "
+            f"ServiceRequest.subject: reference {_shown(subject['reference'])} is not in the input "
             "(include the Patient, or give subject.identifier)"
         )
     return request, patient
@@ -591,7 +642,9 @@ def referral_of(data: Any) -> dict[str, Any]:
         raise InvalidInput("expected a JSON object (a FHIR ServiceRequest or Bundle)")
     request, patient = _referral_parts(data)
     if request.get("status") != "active":
-        raise InvalidInput(f"ServiceRequest.status: {request.get('status')!r} is not an active referral")
+        raise InvalidInput(
+            f"ServiceRequest.status: {_shown(request.get('status'))} is not an active referral"
+        )
     if patient is not None:
         identifier = _identifier(patient.get("identifier"), "Patient.identifier")
     else:
@@ -602,18 +655,22 @@ def referral_of(data: Any) -> dict[str, Any]:
     plans = [str(c) for c in request.get("instantiatesCanonical") or ()]
     ours = [m for m in (_PLAN.match(c) for c in plans) if m]
     if plans and not ours:
+        named = ", ".join(_shown(p) for p in plans[:3]) + (
+            f" and {len(plans) - 3} more" if len(plans) > 3 else ""
+        )
         raise InvalidInput(
-            f"ServiceRequest.instantiatesCanonical: none of {', '.join(plans)} is a pathway "
+            f"ServiceRequest.instantiatesCanonical: none of {named} is a pathway "
             f"({PLAN_DEFINITION_BASE}/<id>[|<version>])"
         )
     if len({m["id"] for m in ours}) > 1:
         raise InvalidInput("ServiceRequest.instantiatesCanonical: names more than one pathway")
     if ours:
         pathway = ours[0]["id"]
+    authored = request.get("authoredOn")
     return {
         "patient": identifier,
         "pathway": pathway,
-        "at": request.get("authoredOn"),
+        "at": to_utc(authored, name="ServiceRequest.authoredOn") if authored else None,
         "name": _name(patient),
     }
 
@@ -643,4 +700,9 @@ def import_file(clinic: Clinic, path: str | Path) -> Status:
         raise InvalidInput(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: not a FHIR resource: JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        detail = "a number has too many digits" if "digits" in str(exc) else _shown(str(exc))
+        raise InvalidInput(f"{path}: not valid JSON: {detail}") from None
     return import_referral(clinic, data)
