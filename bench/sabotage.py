@@ -71,6 +71,7 @@ CRASH = INTEGRATION + "test_crash_safety.py::"
 CRASH_IMPORT = CRASH + "test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it"
 CRASH_SIMULATE = CRASH + "test_killing_a_simulation_never_leaves_half_a_command"
 EXTRA = INTEGRATION + "test_guarantees_extra.py"
+KILL_EACH = EXTRA + "::test_a_kill_before_any_statement_leaves_only_whole_commands"
 EVERY_FIELD = EXTRA + "::test_every_field_turns_any_value_into_a_value_or_a_clear_error"
 ROLES = "tests/unit/test_roles.py"
 HOSTILE = INTEGRATION + "test_hostile_input.py"
@@ -167,7 +168,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "pass  # SABOTAGE: no BEGIN, autocommit",
             ),
         ),
-        (CRASH_IMPORT,),
+        (CRASH_IMPORT, KILL_EACH + "[import]"),
     ),
     Sabotage(
         "2b",
@@ -202,7 +203,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "                    write_later()\n",
             ),
         ),
-        (CRASH_SIMULATE,),
+        (CRASH_SIMULATE, KILL_EACH + "[simulate]"),
     ),
     # 3 -- audit trail ------------------------------------------------------------------------
     Sabotage(

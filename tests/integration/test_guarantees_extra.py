@@ -9,12 +9,16 @@ from __future__ import annotations
 import csv
 import logging
 import multiprocessing
+import os
 import random
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from pathway.guards import installed_guards
 from pathway.loader import load_file
 from pathway.store.tables import observations
 from tests.integration.test_concurrency import check_invariants
+from tests.integration.test_crash_safety import check_whole
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHWAY = "cervical-neurotomy"
@@ -114,6 +119,98 @@ def test_writers_that_meet_lose_nothing_and_every_change_counts(db_url: str) -> 
             )
         ).all()
     assert [v.version for v in versions] == [v.events + v.observations for v in versions]
+
+
+# --- 2 crash safety -------------------------------------------------------------------------
+
+# Runs the CLI with SQLite's statement trace on, and SIGKILLs itself just before statement
+# number KILL_AT (or, with TRACE_LOG, writes every statement's first words there).
+KILLER = """
+import os, signal, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+kill_at, log, count = int(os.environ.get("KILL_AT", "0")), os.environ.get("TRACE_LOG"), [0]
+out = open(log, "w") if log else None
+def trace(statement):
+    count[0] += 1
+    if out:
+        out.write(" ".join(statement.split()[:3]) + chr(10))
+    if count[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+@event.listens_for(Engine, "connect")
+def _on_connect(dbapi_connection, _record):
+    dbapi_connection.set_trace_callback(trace)
+from cli.main import cli
+cli.main(sys.argv[1:], prog_name="pathway")
+"""
+KILLED_COMMANDS = {
+    "simulate": ["simulate", "--patients", "6", "--seed", "3", "--until", "2026-11-01"],
+    "import": ["import", "referrals", "{csv}"],
+}
+
+
+def run_killer(db: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", KILLER, "--db", f"sqlite:///{db}", "--actor", "crash", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def kill_points(statements: list[str], extra: int = 6) -> list[int]:
+    """Where to kill (1-based statement numbers): before every BEGIN (so just after the
+    transaction before it committed), before the first write to each table, and a few
+    writes evenly between."""
+    writes = [i for i, s in enumerate(statements, 1) if s.startswith(("INSERT", "UPDATE"))]
+    firsts = {
+        next(i for i, s in enumerate(statements, 1) if s.startswith(f"INSERT INTO {t}"))
+        for t in ("patients", "enrollments", "events", "outbox")
+        if any(s.startswith(f"INSERT INTO {t}") for s in statements)
+    }
+    begins = {i for i, s in enumerate(statements, 1) if s.startswith("BEGIN")}
+    spread = {writes[j * len(writes) // extra] for j in range(extra)} if writes else set()
+    return sorted(begins | firsts | spread)
+
+
+@pytest.mark.parametrize("command", list(KILLED_COMMANDS))
+def test_a_kill_before_any_statement_leaves_only_whole_commands(tmp_path: Path, command: str) -> None:
+    """test_crash_safety.py kills at random times, so a narrow window between two commits of
+    one command can go unhit (sabotage 2b survived some runs). Here the kill lands just
+    before chosen statements: every BEGIN, the first insert into each table, and writes
+    spread between; each kill starts from the same database."""
+    csv_file = tmp_path / "referrals.csv"
+    csv_file.write_text(
+        "patient,referred_at,pathway\n"
+        + "".join(f"K{i:03d},2026-01-{1 + i % 28:02d},{PATHWAY}\n" for i in range(40))
+    )
+    args = [a.format(csv=csv_file) for a in KILLED_COMMANDS[command]]
+    template = tmp_path / "template.db"
+    Clinic.open(f"sqlite:///{template}").close()
+
+    def fresh(name: str) -> Path:
+        target = tmp_path / name
+        with sqlite3.connect(template) as source, sqlite3.connect(target) as copy:
+            source.backup(copy)
+        return target
+
+    log = tmp_path / "trace.txt"
+    whole = run_killer(fresh("whole.db"), args, TRACE_LOG=str(log))
+    assert whole.returncode == 0, whole.stderr
+    points = kill_points(log.read_text().splitlines())
+
+    def kill_at(point: int) -> tuple[int, int]:
+        db = fresh(f"killed-{point}.db")
+        done = run_killer(db, args, KILL_AT=str(point))
+        assert done.returncode == -signal.SIGKILL, (point, done.returncode, done.stderr)
+        check_whole(db)
+        return point, done.returncode
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert len(list(pool.map(kill_at, points))) == len(points) >= 5
 
 
 # --- 3 audit trail ---------------------------------------------------------------------------
