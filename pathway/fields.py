@@ -38,11 +38,6 @@ def _canonical(value: str, allowed: tuple[str, ...]) -> str:
     return found
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _parse(spec: FieldSpec, value: Any) -> Any:
     """The stored (JSON) form of one value; raises _Bad with no message when invalid."""
     t = spec.type
@@ -117,7 +112,8 @@ def _check_range(spec: FieldSpec, value: float) -> None:
 
 
 def _problem(spec: FieldSpec, value: Any) -> str:
-    message = f"{spec.name}: {_show(value)} is not allowed; expected {spec.describe()}"
+    # Never the value itself: error messages and logs must not carry observation values.
+    message = f"{spec.name}: the value given is not allowed; expected {spec.describe()}"
     if spec.type in ("int", "number") and isinstance(value, str) and _RANGE.match(value):
         message += " (record one value, not a range)"
     if spec.type == "text" and isinstance(value, str) and len(value) > MAX_TEXT:
@@ -166,11 +162,12 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """`FIELD=VALUE` words from the command line into a mapping (values stay text)."""
     result: dict[str, str] = {}
     problems: list[str] = []
-    for pair in pairs:
+    for number, pair in enumerate(pairs, start=1):
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            problems.append(f"{pair!r}: expected FIELD=VALUE (e.g. nrs=7, levels=C4-5,C5-6)")
+            # The word is not echoed: it may be a value (nrs:7), and values stay out of messages.
+            problems.append(f"word {number} after the kind: expected FIELD=VALUE (e.g. nrs=7, levels=C4-5,C5-6)")
         elif name in result:
             problems.append(f"{name}: given twice")
         else:

@@ -32,12 +32,29 @@ def normalize_url(url: str) -> str:
     return url
 
 
+#: Query parameters that carry a secret (libpq accepts `?password=`).
+SECRET_PARAMETERS = ("password", "sslpassword")
+UNPARSEABLE = (
+    "--db: not a database URL (use sqlite:///FILE or postgresql://USER@HOST/DB); "
+    "it is not shown here as it may hold a password"
+)
+
+
 def redact(url: str) -> str:
-    """The URL with any password hidden, for messages."""
+    """The URL with any password hidden (user part and query), for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+        secret = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
+        if secret:
+            parsed = parsed.update_query_dict(secret)
+        return parsed.render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
         return "<unparseable database URL>"
+
+
+def _one_line(error: BaseException | None) -> str:
+    """A driver's message on one line (libpq adds an indented hint line)."""
+    return " ".join(str(error).split())
 
 
 def create(url: str) -> Engine:
@@ -47,17 +64,15 @@ def create(url: str) -> Engine:
         if "://" not in url:
             raise ArgumentError(url)
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(
-            f"--db: {url!r} is not a database URL (use sqlite:///FILE or postgresql://HOST/DB)"
-        ) from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise StoreError(UNPARSEABLE) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(url, parsed.database)
     if parsed.get_backend_name() == "postgresql":
         try:
             return create_engine(url, pool_pre_ping=False, connect_args={"connect_timeout": 10})
         except (ImportError, ArgumentError) as exc:
-            raise StoreError(f"cannot use {redact(url)}: {exc}") from None
+            raise StoreError(f"cannot use {redact(url)}: {type(exc).__name__}") from None
     raise StoreError(f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
 
 
@@ -116,7 +131,10 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     from alembic import command
     from alembic.config import Config
 
-    before = current_revision(engine)
+    try:
+        before = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -130,7 +148,7 @@ def ensure_schema(engine: Engine) -> None:
     try:
         revision = current_revision(engine)
     except OperationalError as exc:
-        raise StoreError(f"cannot open {redact(str(engine.url))}: {exc.orig}") from None
+        raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
     if revision == SCHEMA_HEAD:
         return
     if revision is None:

@@ -396,11 +396,6 @@ HOSTILE_BASELINE = {
 MARKERS = ("2026-02-30", "4711", "4712", "4713", "xyzzy", "plugh")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pathway/fields.py echoes the value (`nrs: '4711' is not allowed`, `'nrs:4711': expected "
-    "FIELD=VALUE`); remove this mark with the fix",
-)
 def test_invalid_observation_values_are_not_echoed(
     clinic: Clinic, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -442,23 +437,12 @@ BAD_URLS = {
 
 
 COMMANDS = {"status": ["status", "P1"], "json": ["status", "P1", "--json"], "upgrade": ["db", "upgrade"]}
-# Shown with the password today (pathway/store/database.py): an unparseable URL is echoed whole,
-# and redact() hides only the password in the user part. Remove a mark with the fix.
-LEAKS = {("one-slash", c) for c in COMMANDS} | {("no-scheme", c) for c in COMMANDS}
-LEAKS |= {("query-password", "status"), ("query-password", "json")}
 
 
 @pytest.mark.parametrize(
     ("url", "command"),
     [
-        pytest.param(
-            url,
-            command,
-            id=f"{name}-{verb}",
-            marks=[pytest.mark.xfail(strict=True, reason="database.py shows it")]
-            if (name, verb) in LEAKS
-            else [],
-        )
+        pytest.param(url, command, id=f"{name}-{verb}")
         for name, url in BAD_URLS.items()
         for verb, command in COMMANDS.items()
     ],
