@@ -162,12 +162,17 @@ def test_csv_rows_are_validated_without_crashing(
         writer = csv.writer(handle)
         writer.writerow(["patient", "referred_at", "pathway"])
         writer.writerows(rows)
+    before = counts(clinic)
     try:
         report = clinic.import_referrals(path)
     except PathwayError as error:
         assert str(error)
+        assert counts(clinic) == before
     else:
         assert report.rows == len(rows) or report.problems
+        if report.problems:  # a file with any bad row writes nothing
+            assert report.imported == 0
+            assert counts(clinic) == before
 
 
 yaml_values = st.recursive(
@@ -235,4 +240,6 @@ def test_the_cli_never_shows_a_traceback(args: list[str]) -> None:
     result = CliRunner().invoke(cli, ["--db", CLI_DB, "record", "P1", *args])
     asked_for_help = bool({"--help", "-h"} & set(args))
     assert result.exit_code in (1, 2, 3, 4) or (asked_for_help and result.exit_code == 0)
+    # Only a clean exit: any other exception means click's catch-all was reached.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
