@@ -67,6 +67,9 @@ def _check_patient_id(patient: str) -> str:
     return patient
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # control characters other than tab and newline
+
+
 def _check_text(value: str | None, name: str, limit: int) -> str | None:
     if value is None:
         return None
@@ -75,7 +78,7 @@ def _check_text(value: str | None, name: str, limit: int) -> str | None:
     value = value.strip()
     if len(value) > limit:
         raise InvalidInput(f"{name}: longer than {limit} characters")
-    if any(ord(c) < 32 and c not in "\t\n" for c in value):
+    if _CONTROL.search(value):
         raise InvalidInput(f"{name}: contains control characters")
     return value or None
 
@@ -109,10 +112,15 @@ class Clinic:
                 except Exception:
                     logger.exception("outbox subscriber %r failed on message %s", callback, message.get("id"))
 
-    def batch(self) -> Any:
+    def batch(self, *, staged: bool = False) -> Any:
         """`with clinic.batch():` runs the commands inside in one transaction (each still
-        validated, a refused one undone alone): much faster for bulk work."""
-        return self.store.batch()
+        validated, a refused one undone alone): much faster for bulk work.
+
+        `staged=True` goes further for a cohort of patients new to the database (as
+        `simulate` makes): enroll, record and advance run against memory, with every
+        check as always, and the rows are written together when the block ends. Other
+        commands, and patients already in the database, are refused inside it."""
+        return self.store.staged() if staged else self.store.batch()
 
     def outbox(self, *, pending_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
         """Outbox messages, oldest first: the envelope plus delivery state."""

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pathway.clinic import Clinic
-from pathway.errors import Refused
+from pathway.errors import InvalidInput, NotFound, Refused
 
 PHYSICIAN = "physician"
 COORDINATOR = "coordinator"
@@ -216,6 +216,17 @@ class _Journey:
         return "discharged"
 
 
+def _refuse_a_second_cohort(clinic: Clinic, first: str, seed: int) -> None:
+    try:
+        clinic.status(first)
+    except NotFound:
+        return
+    raise InvalidInput(
+        f"this database already holds the cohort of seed {seed} ({first}, ...): "
+        "choose another seed, or another database"
+    )
+
+
 def simulate(
     clinic: Clinic,
     patients: int,
@@ -225,18 +236,24 @@ def simulate(
     until: date | None = None,
     pathway: str = "cervical-neurotomy",
     parameters: CohortParameters | None = None,
-    batch: int = 100,
+    batch: int = 500,
+    staged: bool = True,
     prefix: str = "SIM",
     progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
-    """Create `patients` synthetic journeys; return how many ended where (or are still open)."""
+    """Create `patients` synthetic journeys; return how many ended where (or are still open).
+
+    `batch` patients at a time run in a staged batch (`Clinic.batch(staged=True)`): the
+    commands are the ordinary ones, kept in memory and written together; `staged=False`
+    runs them against the database one by one (same result, several times slower)."""
     p = parameters or CohortParameters()
     workflow = clinic.catalog.get(pathway)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
     first = start or (until_at.date() - timedelta(days=p.arrival_span_days))
     outcomes: Counter[str] = Counter()
+    _refuse_a_second_cohort(clinic, f"{prefix}{seed}-{0:06d}", seed)
     for offset in range(0, patients, batch):
-        with clinic.batch():
+        with clinic.batch(staged=staged):
             for i in range(offset, min(offset + batch, patients)):
                 rng = random.Random(f"{seed}:{i}")
                 arrival = datetime.combine(first, datetime.min.time(), UTC) + timedelta(
