@@ -614,7 +614,14 @@ class Store:
             self._batch, self._staged = cast(Tx, staged), staged
             try:
                 yield
-                staged.flush()
+                try:
+                    staged.flush()
+                except (IntegrityError, sqlite3.IntegrityError):
+                    # Another process enrolled one of these patients meanwhile (PostgreSQL).
+                    raise ConcurrencyError(
+                        "another change added some of this batch's patients while it ran; "
+                        "nothing of the batch was written: retry"
+                    ) from None
             finally:
                 self._batch = self._staged = None
 

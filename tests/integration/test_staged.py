@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from pathway import Clinic
-from pathway.errors import InvalidInput, PathwayError, StoreError
+from pathway.errors import ConcurrencyError, InvalidInput, PathwayError, StoreError
 from pathway.simulate import simulate
 from pathway.store.tables import enrollments, events, observations, outbox, patients, stays
 from tests.conftest import _pg_database
@@ -229,3 +229,15 @@ def test_a_command_that_fails_after_writing_is_undone_alone(db_url: str, referen
             assert script(clinic, interrupt) == expected
     assert interrupted[0] >= 20  # one per write the script makes
     assert dump(db_url) == dump(reference)
+
+
+def test_a_patient_enrolled_elsewhere_meanwhile_is_a_conflict_and_nothing_is_written(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("on SQLite the batch holds the write lock: the other writer waits")
+    with Clinic.open(db_url, actor="dr.a", role="physician") as clinic, Clinic.open(db_url) as other:
+        conflict = pytest.raises(ConcurrencyError, match="nothing of the batch was written")
+        with conflict, clinic.batch(staged=True):
+            clinic.enroll("A", PATHWAY, at="2026-01-02")
+            clinic.enroll("B", PATHWAY, at="2026-01-02")
+            other.enroll("B", PATHWAY, at="2026-01-03", role="coordinator")
+        assert [s.patient for s in clinic.list()] == ["B"]
