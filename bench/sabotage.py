@@ -203,7 +203,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "                    write_later()\n",
             ),
         ),
-        (CRASH_SIMULATE, KILL_EACH + "[simulate]"),
+        (CRASH_SIMULATE, KILL_EACH + "[simulate-one-by-one]"),
     ),
     # 3 -- audit trail ------------------------------------------------------------------------
     Sabotage(
@@ -442,8 +442,9 @@ SABOTAGES: tuple[Sabotage, ...] = (
         (
             Edit(
                 DATABASE,
-                "redact(str(engine.url))",
-                "engine.url.render_as_string(hide_password=False)",
+                'redact(str(engine.url))}: {_one_line(exc.orig)}") from None\n    if revision',
+                'engine.url.render_as_string(hide_password=False)}: {_one_line(exc.orig)}") '
+                "from None\n    if revision",
             ),
         ),
         (PASSWORD, EXTRA + "::test_the_cli_never_prints_a_database_password"),

@@ -724,9 +724,21 @@ def sweep(as_of: str | None, pathway: str | None, as_json: bool) -> None:
 @click.option("--start", help="First possible referral date (default: two years before --until).")
 @click.option("--until", help="Stop journeys at this date (default today); later steps stay open.")
 @click.option("--pathway", default="cervical-neurotomy", show_default=True, help="The pathway.")
+@click.option(
+    "--one-by-one",
+    is_flag=True,
+    help="Write each command to the database as it is made, as coordinators' commands are "
+    "(same cohort, several times slower; for load and crash testing).",
+)
 @json_option
 def simulate(
-    patients: int, seed: int, start: str | None, until: str | None, pathway: str, as_json: bool
+    patients: int,
+    seed: int,
+    start: str | None,
+    until: str | None,
+    pathway: str,
+    one_by_one: bool,
+    as_json: bool,
 ) -> None:
     """Create a synthetic cohort through the engine's own API (every guard honoured).
 
@@ -734,6 +746,9 @@ def simulate(
     losses to follow-up, repeat ablations and 3/6/12-month follow-ups are drawn
     from the distributions in pathway/simulate.py (CohortParameters). Patient
     identifiers are SIM<seed>-<n>, so cohorts of different seeds can share a database.
+
+    The commands are the ordinary enroll, record and advance; 500 patients at a
+    time are run in memory and written together, each 500 one transaction.
     """
     from pathway.simulate import simulate as run
     from pathway.timeutil import to_utc
@@ -744,7 +759,14 @@ def simulate(
     show_bar = sys.stderr.isatty() and not as_json
     with click.progressbar(length=patients, label="simulating", file=sys.stderr, hidden=not show_bar) as bar:
         outcomes = run(
-            clinic, patients, seed=seed, start=first, until=last, pathway=pathway, progress=bar.update
+            clinic,
+            patients,
+            seed=seed,
+            start=first,
+            until=last,
+            pathway=pathway,
+            staged=not one_by_one,
+            progress=bar.update,
         )
     if as_json:
         emit_json(dict(outcomes))

@@ -106,8 +106,10 @@ def test_killing_a_simulation_never_leaves_half_a_command(tmp_path: Path) -> Non
     db = tmp_path / "simulate.db"
     rng = random.Random(7)
     for seed in range(KILLS):
+        # Half as simulate runs (staged batches), half one command per transaction.
+        mode = ["--one-by-one"] if seed % 2 else []
         kill_after(
-            pathway(db, "simulate", "--patients", "400", "--seed", str(seed), "--until", "2026-11-01"),
+            pathway(db, "simulate", "--patients", "400", "--seed", str(seed), "--until", "2026-11-01", *mode),
             rng.uniform(0.3, 3.0),
         )
         check_whole(db)

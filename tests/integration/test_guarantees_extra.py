@@ -145,6 +145,16 @@ cli.main(sys.argv[1:], prog_name="pathway")
 """
 KILLED_COMMANDS = {
     "simulate": ["simulate", "--patients", "6", "--seed", "3", "--until", "2026-11-01"],
+    "simulate-one-by-one": [
+        "simulate",
+        "--patients",
+        "3",
+        "--seed",
+        "3",
+        "--until",
+        "2026-11-01",
+        "--one-by-one",
+    ],
     "import": ["import", "referrals", "{csv}"],
 }
 
