@@ -48,7 +48,7 @@ def uuid4_texts(count: int) -> list[str]:
     ]
 
 
-class _Sqlite:
+class SqliteDriver:
     """Statements for the sqlite3 connection inside the transaction (see fastpath.py)."""
 
     json = "?"
@@ -89,7 +89,7 @@ class _Sqlite:
         return range(first, first + count)
 
 
-class _Postgres:
+class PostgresDriver:
     """The same through SQLAlchemy's connection to psycopg (still one executemany per table)."""
 
     json = "CAST(? AS jsonb)"
@@ -127,26 +127,35 @@ class _Postgres:
         return [row[0] for row in rows]
 
 
+Driver = SqliteDriver | PostgresDriver
+
+
+def driver(tx: Tx) -> Driver:
+    """Raw statements and id allocation for the backend of `tx` (also used by staged.py)."""
+    return SqliteDriver(tx) if tx.dbapi is not None else PostgresDriver(tx)
+
+
 def enroll_many(
     tx: Tx, batch: Sequence[NewEnrollment], *, actor: str, role: str, recorded: datetime
 ) -> tuple[int, int]:
     """Enroll each of `batch` (validated; one row per patient and pathway) unless the patient
     already has an open enrollment in the pathway or one opened at the same time (the same
     referral imported before). Returns (enrolled, skipped)."""
-    if tx.dbapi is None:
-        return _enroll(_Postgres(tx), tx, batch, actor=actor, role=role, recorded=recorded)
+    db = driver(tx)
+    if not isinstance(db, SqliteDriver):
+        return _enroll(db, tx, batch, actor=actor, role=role, recorded=recorded)
     # A batch touches more index pages than SQLite's default 2 MB page cache holds; a larger
     # cache while it is written saves spilling and re-reading them (given back afterwards).
-    (cache_size,) = tx.dbapi.execute("PRAGMA cache_size").fetchone()
-    tx.dbapi.execute(f"PRAGMA cache_size = {SQLITE_CACHE_KIB}")
+    (cache_size,) = db.dbapi.execute("PRAGMA cache_size").fetchone()
+    db.dbapi.execute(f"PRAGMA cache_size = {SQLITE_CACHE_KIB}")
     try:
-        return _enroll(_Sqlite(tx), tx, batch, actor=actor, role=role, recorded=recorded)
+        return _enroll(db, tx, batch, actor=actor, role=role, recorded=recorded)
     finally:
-        tx.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        db.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
 def _enroll(
-    db: _Sqlite | _Postgres,
+    db: Driver,
     tx: Tx,
     batch: Sequence[NewEnrollment],
     *,

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from pathway.errors import ConcurrencyError, StoreError
 from pathway.record import Enrollment, Event, Observation
-from pathway.store.bulk import _Postgres, _Sqlite
+from pathway.store.bulk import Driver, SqliteDriver, driver
 from pathway.store.repository import Tx
 
 #: Ids reserved from the database at a time (PostgreSQL: one nextval query per block).
@@ -52,7 +52,7 @@ class StagedTx:
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
-        self.db: _Sqlite | _Postgres = _Sqlite(tx) if tx.dbapi is not None else _Postgres(tx)
+        self.db: Driver = driver(tx)
         self.messages = tx.messages  # the outer transaction's list: after-commit hooks see them
         self.patients: dict[str, PatientRow] = {}
         self.identifiers: dict[int, str] = {}  # patient id -> identifier
@@ -61,6 +61,7 @@ class StagedTx:
         self.families: dict[int, list[int]] = {}  # patient id -> enrollment ids, oldest first
         self.events: list[Event] = []
         self.observations: list[Observation] = []
+        self.observation_texts: dict[int, str] = {}  # observation id -> its data as JSON text
         self.per_patient_events: dict[int, list[Event]] = {}
         self.per_patient_observations: dict[int, list[Observation]] = {}
         self.outbox: list[tuple[str, str, int | None, Mapping[str, Any], datetime]] = []
@@ -111,7 +112,7 @@ class StagedTx:
         value = next(free, None) if free is not None else None
         if value is None:
             last = self._last.get(table)
-            if last is not None and isinstance(self.db, _Sqlite):
+            if last is not None and isinstance(self.db, SqliteDriver):
                 # Nothing is inserted before the flush, so max(id) has not moved: go on from here.
                 block: Iterable[int] = range(last + 1, last + 1 + ID_BLOCK)
             else:
@@ -246,18 +247,20 @@ class StagedTx:
         actor: str,
         role: str,
     ) -> int:
+        text = json.dumps(dict(data))  # written by flush
         observation = Observation(
             id=self._id("observations"),
             enrollment_id=enrollment_id,
             kind=kind,
             # As the database would give it back: the stored (JSON) form, not shared with the caller.
-            data=json.loads(json.dumps(dict(data))),
+            data=json.loads(text),
             effective_at=effective_at,
             recorded_at=recorded_at,
             actor=actor,
             role=role,
         )
         self.observations.append(observation)
+        self.observation_texts[observation.id] = text
         patient_id = self.enrollments_patient(enrollment_id)
         self.per_patient_observations.setdefault(patient_id, []).append(observation)
         return observation.id
@@ -320,7 +323,7 @@ class StagedTx:
                     o.id,
                     o.enrollment_id,
                     o.kind,
-                    json.dumps(dict(o.data)),
+                    self.observation_texts[o.id],
                     time(o.effective_at),
                     time(o.recorded_at),
                     o.actor,

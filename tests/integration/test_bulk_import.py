@@ -125,7 +125,7 @@ def test_ids_are_allocated_only_while_the_write_lock_is_held(
 ) -> None:
     database = sqlite_url.removeprefix("sqlite:///")
     attempts: list[str] = []
-    allocate = bulk._Sqlite.allocate
+    allocate = bulk.SqliteDriver.allocate
 
     def allocate_then_try_to_write(self: Any, table: str, count: int) -> Any:
         ids = allocate(self, table, count)
@@ -140,7 +140,7 @@ def test_ids_are_allocated_only_while_the_write_lock_is_held(
             other.close()
         return ids
 
-    monkeypatch.setattr(bulk._Sqlite, "allocate", allocate_then_try_to_write)
+    monkeypatch.setattr(bulk.SqliteDriver, "allocate", allocate_then_try_to_write)
     with Clinic.open(sqlite_url, role="coordinator") as clinic:
         clinic.enroll("A0", PATHWAY, at="2026-01-01")
         assert (
