@@ -103,14 +103,25 @@ def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_pat
 
 
 def test_killing_a_simulation_never_leaves_half_a_command(tmp_path: Path) -> None:
+    # Half the runs staged (500 patients a batch, so 1,200 patients make three batches),
+    # half one command per transaction.
+    modes = {"staged": ["--patients", "1200"], "one-by-one": ["--patients", "400", "--one-by-one"]}
+    # Time one whole run of each on this machine, so the kills land inside the run however
+    # fast or slow (and however busy) the machine is: a fixed delay can miss it entirely.
+    whole = {}
+    for name, args in modes.items():
+        started = time.monotonic()
+        reference = pathway(tmp_path / f"reference-{name}.db", "simulate", *args, "--until", "2026-11-01")
+        assert reference.wait() == 0
+        whole[name] = time.monotonic() - started
     db = tmp_path / "simulate.db"
     rng = random.Random(7)
+    killed = 0
     for seed in range(KILLS):
-        # Half as simulate runs (staged batches), half one command per transaction.
-        mode = ["--one-by-one"] if seed % 2 else []
-        kill_after(
-            pathway(db, "simulate", "--patients", "400", "--seed", str(seed), "--until", "2026-11-01", *mode),
-            rng.uniform(0.3, 3.0),
-        )
+        name = "one-by-one" if seed % 2 else "staged"
+        process = pathway(db, "simulate", *modes[name], "--seed", str(seed), "--until", "2026-11-01")
+        kill_after(process, rng.uniform(0.2, 0.9) * whole[name])
+        killed += process.returncode == -signal.SIGKILL
         check_whole(db)
+    assert killed >= KILLS // 2, "most runs must be killed, not finish"
     assert check_whole(db)["events"] > 0
