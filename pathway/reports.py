@@ -371,8 +371,10 @@ class RttReport:
 
 def rtt(store: Store, *, as_of: datetime, pathway: str | None = None) -> RttReport:
     """Referral-to-treatment: the clock starts at referral (enrolment) and stops at the first
-    perform_ablation or a decision not to treat. Holds do not pause it. Incomplete pathways
-    are judged against 18 weeks (the 92% standard); completed ones by month of referral."""
+    perform_ablation or a decision not to treat. Holds do not pause it. The wait is counted in
+    calendar days (UTC dates), so day 126 is within 18 weeks whatever the time of day.
+    Incomplete pathways are judged against 18 weeks (the 92% standard); completed ones by
+    month of referral."""
     dialect = store.backend
     stops = ", ".join(f"'{s}'" for s in RTT_STOP_STATES)
     month = (
@@ -393,7 +395,7 @@ WITH clocks AS (
     GROUP BY n.id, p.identifier, n.pathway_id, n.closed_at
 ),
 waiting AS (
-    SELECT c.*, {_days(dialect, "c.started", ":as_of")} / 7.0 AS weeks
+    SELECT c.*, {_calendar_days(dialect, "c.started", ":as_of")} / 7.0 AS weeks
     FROM clocks c WHERE c.stopped IS NULL AND (c.closed_at IS NULL OR c.closed_at > :as_of)
 )
 """
@@ -401,7 +403,7 @@ waiting AS (
         clocks
         + f"""
 , done AS (
-    SELECT {month} AS month, {_days(dialect, "c.started", "c.stopped")} / 7.0 AS weeks
+    SELECT {month} AS month, {_calendar_days(dialect, "c.started", "c.stopped")} / 7.0 AS weeks
     FROM clocks c WHERE c.stopped IS NOT NULL
 ),
 ranked AS (
@@ -571,13 +573,15 @@ def _json_int(dialect: str, column: str, field: str) -> str:
 
 def outcomes(store: Store, *, as_of: datetime, pathway: str | None = None) -> dict[str, Any]:
     """For ablated enrollments: the share with a successful 6-month follow-up (the latest
-    `follow_up` 150 to 240 days after the first ablation, NRS relief >= 50% from the latest
-    baseline before it), mean NRS and NDI change to that follow-up, the share gaining 10+ NDI
-    points, and the repeat-ablation rate. Only ablations whose 6-month window has closed by
-    `as_of` count for the success share."""
+    `follow_up` 150 to 240 calendar days after the first ablation, NRS relief >= 50% from the
+    latest baseline on or before its day), mean NRS and NDI change to that follow-up, the
+    share gaining 10+ NDI points, and the repeat-ablation rate. Only ablations whose 6-month
+    window has closed by `as_of` count for the success share."""
     dialect = store.backend
     pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
-    days = _days(dialect, "a.ablated", "o.effective_at")
+    # Calendar days, as the guards count them (CLINICAL.md): a follow-up on day 150 counts
+    # whatever the time of day, and so does a baseline recorded on the day of the ablation.
+    days = _calendar_days(dialect, "a.ablated", "o.effective_at")
     nrs = _json_int(dialect, "o.data", "nrs")
     ndi = _json_int(dialect, "o.data", "ndi")
     params = {"as_of": _time(dialect, as_of), "pathway": pathway}
@@ -592,18 +596,19 @@ baseline AS (
     SELECT a.enrollment_id, {nrs} AS nrs, {ndi} AS ndi,
            ROW_NUMBER() OVER (PARTITION BY a.enrollment_id ORDER BY o.effective_at DESC, o.id DESC) AS k
     FROM ablated a JOIN observations o ON o.enrollment_id = a.enrollment_id
-    WHERE o.kind = 'baseline' AND o.entered_in_error = :false AND o.effective_at <= a.ablated
+    WHERE o.kind = 'baseline' AND o.entered_in_error = :false
+      AND {_calendar_days(dialect, "o.effective_at", "a.ablated")} >= 0
 ),
 six AS (
     SELECT a.enrollment_id, {nrs} AS nrs, {ndi} AS ndi,
            ROW_NUMBER() OVER (PARTITION BY a.enrollment_id ORDER BY o.effective_at DESC, o.id DESC) AS k
     FROM ablated a JOIN observations o ON o.enrollment_id = a.enrollment_id
     WHERE o.kind = 'follow_up' AND o.entered_in_error = :false AND o.effective_at <= :as_of
-      AND {days} >= 150 AND {days} < 241
+      AND {days} >= 150 AND {days} <= 240
 ),
 joined AS (
     SELECT a.enrollment_id,
-           CASE WHEN {_days(dialect, "a.ablated", ":as_of")} >= 241 THEN 1 ELSE 0 END AS closed,
+           CASE WHEN {_calendar_days(dialect, "a.ablated", ":as_of")} > 240 THEN 1 ELSE 0 END AS closed,
            b.nrs AS b_nrs, b.ndi AS b_ndi, s.nrs AS s_nrs, s.ndi AS s_ndi
     FROM ablated a
     LEFT JOIN baseline b ON b.enrollment_id = a.enrollment_id AND b.k = 1

@@ -64,7 +64,7 @@ def worklist(clinic: Clinic, *, as_of: datetime, role: str | None = None) -> lis
             add("over_sla", f"{what} ({summary.days_in_state} days, SLA {state.sla_days})", 500 + over)
         treated = any(e.trigger == "perform_ablation" or e.to_state in RTT_STOP_STATES for e in history[1:])
         if history and not treated:
-            weeks = (as_of - history[0].effective_at).total_seconds() / 86400 / 7
+            weeks = days_between(history[0].effective_at, as_of) / 7  # calendar days, as the report
             if weeks > RTT_STANDARD_WEEKS:
                 add("rtt_breach", f"referral-to-treatment {weeks:.1f} weeks: past 18", 1000 + weeks)
             elif weeks >= NEAR_BREACH_WEEKS:

@@ -245,11 +245,9 @@ def test_rtt_report_matches_a_plain_computation(cohort: Clinic) -> None:
             None,
         )
         if stop is not None:
-            completed.setdefault(start.strftime("%Y-%m"), []).append(
-                (stop - start).total_seconds() / 86400 / 7
-            )
+            completed.setdefault(start.strftime("%Y-%m"), []).append((stop.date() - start.date()).days / 7)
         elif not cohort.catalog.get(summary.pathway).is_terminal(events[-1].to_state):
-            waiting.append((AS_OF - start).total_seconds() / 86400 / 7)
+            waiting.append((AS_OF.date() - start.date()).days / 7)
     assert report.incomplete == len(waiting)
     assert report.within_standard == sum(w <= 18 for w in waiting)
     assert [r["weeks"] for r in report.at_risk] == sorted(
@@ -296,15 +294,15 @@ def test_funnel_and_outcomes_match_a_plain_computation(cohort: Clinic) -> None:
             continue
         ablated += 1
         when = performed[0].effective_at
-        if (AS_OF - when).total_seconds() / 86400 < 241:
+        if (AS_OF.date() - when.date()).days <= 240:
             continue
         closed += 1
         obs = [o for o in cohort.observations(patient) if not o.entered_in_error]
-        base = [o for o in obs if o.kind == "baseline" and o.effective_at <= when][-1]
+        base = [o for o in obs if o.kind == "baseline" and o.effective_at.date() <= when.date()][-1]
         six = [
             o
             for o in obs
-            if o.kind == "follow_up" and 150 <= (o.effective_at - when).total_seconds() / 86400 < 241
+            if o.kind == "follow_up" and 150 <= (o.effective_at.date() - when.date()).days <= 240
         ]
         if six and base["nrs"] > 0 and (base["nrs"] - six[-1]["nrs"]) * 100 >= 50 * base["nrs"]:
             successes += 1
