@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from cli.main import PATHWAY_HELP, json_option, settings
-from cli.output import emit_json
+from cli.output import emit_json, whole_file
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
@@ -26,7 +24,10 @@ def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
 @click.argument("patient")
 @click.option("--pathway", help=PATHWAY_HELP)
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (default stdout)."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to FILE (default standard output, also -).",
 )
 def export_fhir(patient: str, pathway: str | None, output: str | None) -> None:
     """PATIENT's enrollment as a FHIR R4B Bundle (JSON): Patient, EpisodeOfCare, CarePlan,
@@ -34,13 +35,8 @@ def export_fhir(patient: str, pathway: str | None, output: str | None) -> None:
     from pathway import fhir
 
     text = fhir.export_json(settings().clinic(), patient, pathway=pathway)
-    if output:
-        partial = output + ".partial"
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(text + "\n")
-        os.replace(partial, output)  # a file that exists is complete
-    else:
-        click.echo(text)
+    with whole_file(output) as out:
+        out.write(text + "\n")
 
 
 @click.command("fhir")

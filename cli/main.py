@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.output import checks_text, day, emit_json, status_text, table
+from cli.output import checks_text, day, emit_json, status_text, table, whole_file
 
 if TYPE_CHECKING:
     from pathway import Clinic
@@ -65,6 +65,13 @@ def _error_json(exc: Exception) -> dict[str, Any]:
     return body
 
 
+def _quiet_broken_pipe() -> None:
+    """The reader of standard output went away (`pathway export events | head`): stop
+    quietly, as Unix tools do, without a message or a second error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 class PathwayGroup(click.Group):
     """Maps library errors to exit codes and one clear message, never a traceback."""
 
@@ -77,9 +84,16 @@ class PathwayGroup(click.Group):
             from pathway import PathwayError
 
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if isinstance(exc, BrokenPipeError):
+                _quiet_broken_pipe()
+                ctx.exit(1)
             if isinstance(exc, PathwayError):
                 code = exc.exit_code
                 message = str(exc)
+            elif isinstance(exc, OSError) and exc.filename is not None:
+                # A file a command was told to read or write: name it and the reason.
+                code = 1
+                message = f"{exc.filename}: {exc.strerror or type(exc).__name__}"
             else:
                 if os.environ.get("PATHWAY_DEBUG"):
                     raise
@@ -165,7 +179,9 @@ def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs
         actor=actor,
         role=role,
         workflows=workflow_dirs,
-        db_given=source not in (click.core.ParameterSource.DEFAULT, None),
+        # On the command line only: PATHWAY_DB names a clinic's database, which the demo
+        # must never write into.
+        db_given=source == click.core.ParameterSource.COMMANDLINE,
     )
 
 
@@ -234,7 +250,7 @@ def record(
 
 @cli.command()
 @click.argument("patient")
-@click.argument("observation_id", type=int)
+@click.argument("observation_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--reason", required=True, help="Why the observation is wrong.")
 @click.option("--at", help=AT_HELP)
 @json_option
@@ -431,9 +447,9 @@ def demo(cohort: int, html_path: str | None, as_json: bool) -> None:
         _remove_sqlite_file(url)
     clinic = s.clinic(url)
     if clinic.list():
-        raise click.ClickException(
-            "the demo needs an empty database; this one has enrollments (give another --db)"
-        )
+        from pathway import InvalidInput
+
+        raise InvalidInput("the demo needs an empty database; this one has enrollments (give another --db)")
     lines: list[str] = []
     say = lines.append if as_json else click.echo
     patients = demo_script.run(clinic, say)
@@ -971,9 +987,10 @@ def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_jso
 @report.command("html")
 @click.option(
     "--output",
+    "-o",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Write the page to FILE (replaced if it exists).",
+    help="Write the page to FILE (replaced if it exists; - for standard output).",
 )
 @click.option("--pathway", help="Only this pathway.")
 @click.option(
@@ -996,20 +1013,14 @@ def report_html(
     patient is named. Charts are drawn by plotly.js, which is embedded in the file."""
     page = settings().clinic().report_html(pathway=pathway, since=since, until=until, as_of=as_of)
     _write_page(output, page)
-    click.echo(f"wrote {output}")
+    if output != "-":
+        click.echo(f"wrote {output}")
 
 
 def _write_page(path: str, page: str) -> None:
-    """Write `page` to `path` whole or not at all; a path that cannot be written is a clear error."""
-    partial = path + ".partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.replace(partial, path)
-    except OSError as exc:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    """Write `page` to `path` whole or not at all ("-": standard output)."""
+    with whole_file(path) as handle:
+        handle.write(page)
 
 
 # --- import and export ---------------------------------------------------------------------
@@ -1036,8 +1047,9 @@ def export() -> None:
 )
 @click.option(
     "--output",
+    "-o",
     type=click.Path(dir_okay=False, writable=True),
-    help="Write to FILE (default standard output).",
+    help="Write to FILE (default standard output, also -).",
 )
 @click.option(
     "--pseudonymize",
@@ -1052,14 +1064,10 @@ def export_events(fmt: str, output: str | None, pseudonymize: bool, pathway: str
 
     pseudonym_key(pseudonymize)  # refuse before creating the output file
     clinic = settings().clinic()
-    if output is None:
-        clinic.export_events(sys.stdout, fmt, pseudonymize=pseudonymize, pathway=pathway)
-        return
-    partial = output + ".partial"
-    with open(partial, "w", encoding="utf-8", newline="") as handle:
+    with whole_file(output, newline="") as handle:
         count = clinic.export_events(handle, fmt, pseudonymize=pseudonymize, pathway=pathway)
-    os.replace(partial, output)  # a file that exists is complete
-    click.echo(f"wrote {count} events to {output}", err=True)
+    if output not in (None, "-"):
+        click.echo(f"wrote {count} events to {output}", err=True)
 
 
 @import_.command("referrals")
@@ -1258,7 +1266,11 @@ from cli import fhir_cmds as _fhir_cmds  # noqa: E402, F401
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="pathway")
+    try:
+        cli(prog_name="pathway")
+    except BrokenPipeError:  # raised while flushing standard output at exit
+        _quiet_broken_pipe()
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TextIO
 
 import click
 
@@ -63,3 +66,28 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append("  next:")
         lines += checks_text(s["triggers"], indent="    ")
     return "\n".join(lines)
+
+
+@contextmanager
+def whole_file(path: str | None, *, newline: str | None = None) -> Iterator[TextIO]:
+    """Write to `path` whole or not at all: into PATH.partial, renamed over PATH only when
+    everything is written, so a file that exists is complete. A path that cannot be
+    written is one clear error; None or "-" is standard output."""
+    from pathway.errors import PathwayError
+
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    partial = path + ".partial"
+    try:
+        handle = open(partial, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+    except OSError as exc:
+        raise PathwayError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        with handle:
+            yield handle
+        os.replace(partial, path)
+    except BaseException:
+        with suppress(OSError):
+            os.remove(partial)
+        raise

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
 from pathway.errors import StoreError
 
@@ -131,10 +131,9 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     from alembic import command
     from alembic.config import Config
 
-    try:
-        before = current_revision(engine)
-    except OperationalError as exc:
-        raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
+    before = _revision(engine)
+    if _newer(before):
+        raise StoreError(_newer_message(before))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -145,10 +144,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
 def ensure_schema(engine: Engine) -> None:
     """Create the schema in an empty database; refuse one that is behind or unknown."""
-    try:
-        revision = current_revision(engine)
-    except OperationalError as exc:
-        raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
+    revision = _revision(engine)
     if revision == SCHEMA_HEAD:
         return
     if revision is None:
@@ -159,7 +155,30 @@ def ensure_schema(engine: Engine) -> None:
             if current_revision(engine) != SCHEMA_HEAD:
                 raise
         return
+    if _newer(revision):
+        raise StoreError(_newer_message(revision))
     raise StoreError(
         f"the database schema is at revision {revision}, this pathway expects {SCHEMA_HEAD}: "
         "run `pathway db upgrade`"
+    )
+
+
+def _revision(engine: Engine) -> str | None:
+    """current_revision, with a database that cannot be opened or read (not a database
+    file, a server that does not answer) as one clear line."""
+    try:
+        return current_revision(engine)
+    except DatabaseError as exc:  # OperationalError is one; "file is not a database" another
+        raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
+
+
+def _newer(revision: str | None) -> bool:
+    """Whether `revision` comes after the newest this code knows (made by a newer pathway)."""
+    return revision is not None and revision.isdigit() and int(revision) > int(SCHEMA_HEAD)
+
+
+def _newer_message(revision: str | None) -> str:
+    return (
+        f"the database schema is at revision {revision}, newer than this pathway knows "
+        f"({SCHEMA_HEAD}): it was upgraded by a newer version of pathway; install that version"
     )

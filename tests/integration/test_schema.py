@@ -48,7 +48,7 @@ def test_a_database_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
-    with pytest.raises(StoreError, match="pathway db upgrade"):
+    with pytest.raises(StoreError, match="newer than this pathway knows"):
         Clinic.open(url)
 
 

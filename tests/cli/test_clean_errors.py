@@ -1,0 +1,112 @@
+"""Mistakes a user makes around the commands (a missing folder, a file that is not a
+database, a pipe closed early) give one clear line, never "internal error"."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pathway(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    db = f"sqlite:///{tmp_path / 'clinic.db'}"
+    result = CliRunner().invoke(cli, ["--db", db, "--actor", "sam", *args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_writing_into_a_folder_that_does_not_exist_is_one_clear_error(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    for args in (
+        ["export", "events", "--output"],
+        ["report", "html", "--output"],
+        ["export", "fhir", "P1", "--output"],
+    ):
+        target = tmp_path / "missing" / "file.out"
+        code, _, err = pathway(tmp_path, *args, str(target))
+        assert code == 1, args
+        assert err.strip() == f"error: cannot write {target}: No such file or directory", args
+        assert "internal" not in err
+
+
+def test_dash_writes_to_standard_output(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    code, out, _ = pathway(tmp_path, "report", "html", "-o", "-")
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and not (tmp_path / "-").exists()
+    code, out, _ = pathway(tmp_path, "export", "events", "-o", "-")
+    assert code == 0 and out.startswith("patient,pathway,") and "P1" in out
+    code, out, _ = pathway(tmp_path, "export", "fhir", "P1", "-o", "-")
+    assert code == 0 and '"resourceType": "Bundle"' in out
+
+
+def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("these are my notes\n")
+    for args in (["list"], ["db", "upgrade"]):
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{not_a_db}", *args])
+        assert result.exit_code == 1, args
+        assert result.stderr.strip() == f"error: cannot open sqlite:///{not_a_db}: file is not a database"
+    assert not_a_db.read_text() == "these are my notes\n"
+
+
+def test_a_database_from_a_newer_pathway_is_named_as_such(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    conn = sqlite3.connect(tmp_path / "clinic.db")
+    conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    conn.commit()
+    conn.close()
+    for args in (["list"], ["db", "upgrade"]):
+        code, _, err = pathway(tmp_path, *args)
+        assert code == 1, args
+        assert "revision 0099, newer than this pathway knows" in err and "install that version" in err
+        assert "internal" not in err
+
+
+def test_an_observation_id_too_large_for_the_database_is_a_usage_error(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    code, _, err = pathway(tmp_path, "correct", "P1", "9" * 25, "--reason", "typo")
+    assert code == 2 and "OBSERVATION_ID" in err and "internal" not in err
+
+
+def test_a_reader_that_closes_the_pipe_early_stops_the_export_quietly(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'clinic.db'}"
+    python = [sys.executable, "-m", "cli.main", "--db", db, "--actor", "sam"]
+    subprocess.run(
+        [*python, "simulate", "--patients", "300", "--seed", "2"], cwd=ROOT, check=True, capture_output=True
+    )
+    export = subprocess.Popen(
+        [*python, "export", "events"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert export.stdout is not None and export.stderr is not None
+    first = export.stdout.readline()
+    export.stdout.close()  # like `| head -1`
+    err = export.stderr.read().decode()
+    export.stderr.close()
+    assert export.wait() in (0, 1)
+    assert first.startswith(b"patient,pathway,")
+    assert err == ""
+
+
+def test_the_demo_never_writes_into_the_database_named_by_pathway_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clinic_db = tmp_path / "clinic.db"
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    monkeypatch.chdir(tmp_path)
+    before = clinic_db.read_bytes()
+    result = CliRunner().invoke(
+        cli,
+        ["demo", "--cohort", "0", "--html", str(tmp_path / "demo.html")],
+        env={"PATHWAY_DB": f"sqlite:///{clinic_db}"},
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo.db").exists()
+    assert clinic_db.read_bytes() == before
