@@ -719,13 +719,22 @@ def worklist(
 
 
 @cli.command()
-@click.option("--as-of", "as_of", help="Judge as of this date or time (default now).")
+@click.option(
+    "--at",
+    "--as-of",
+    "at",
+    help="Judge, and date the changes, as of this date or time (default now; --as-of is the same).",
+)
 @click.option("--pathway", help="Only this pathway.")
 @json_option
-def sweep(as_of: str | None, pathway: str | None, as_json: bool) -> None:
+def sweep(at: str | None, pathway: str | None, as_json: bool) -> None:
     """Apply the automatic transitions whose guards pass (mark_lost after three unanswered
-    contact attempts over 30 days). Safe to run repeatedly, e.g. nightly from cron."""
-    done = settings().clinic().sweep(at=as_of, pathway=pathway, actor=settings().actor)
+    contact attempts over 30 days). Safe to run repeatedly, e.g. nightly from cron.
+
+    Changes are recorded under --actor (default "sweep") and --role, which must be
+    a role the transitions allow (coordinator for mark_lost); if one that is due
+    needs another role, nothing is applied (exit 3)."""
+    done = settings().clinic().sweep(at=at, pathway=pathway, actor=settings().actor)
     if as_json:
         emit_json([t.to_dict() for t in done])
         return

@@ -67,10 +67,13 @@ def _check_patient_id(patient: str) -> str:
     return patient
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # control characters other than tab and newline
+_CONTROL = fields.CONTROL
+_BREAKS = fields.LINE_BREAKS
 
 
-def _check_text(value: str | None, name: str, limit: int) -> str | None:
+def _check_text(value: str | None, name: str, limit: int, *, one_line: bool = False) -> str | None:
+    """`value` stripped (None when empty); free text (a reason) may span lines, a name
+    (`one_line`) may not: it is shown in tables and logs one per line."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -80,6 +83,8 @@ def _check_text(value: str | None, name: str, limit: int) -> str | None:
         raise InvalidInput(f"{name}: longer than {limit} characters")
     if _CONTROL.search(value):
         raise InvalidInput(f"{name}: contains control characters")
+    if one_line and _BREAKS.search(value):
+        raise InvalidInput(f"{name}: must be on one line (no tabs or line breaks)")
     return value or None
 
 
@@ -91,8 +96,9 @@ class Clinic:
     ) -> None:
         self.store = store
         self.catalog = catalog
-        self.actor = actor or default_actor()
+        self.actor = default_actor() if actor is None else actor
         self.role = role
+        self._known_roles: tuple[str, ...] | None = None
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
         store.after_commit.append(self._publish)
 
@@ -292,9 +298,24 @@ class Clinic:
         return machine_for(workflow, self.catalog.guards)
 
     def _who(self, actor: str | None, role: str | None) -> tuple[str, str]:
-        actor = _check_text(actor or self.actor, "actor", MAX_NAME) or "unknown"
-        role = _check_text(role or self.role, "role", 100) or "coordinator"
-        return actor, role
+        """Who is acting, in which role: each given, or the clinic's. A blank one, or a
+        role that no loaded pathway has (a typo), is refused rather than replaced."""
+        who = _check_text(self.actor if actor is None else actor, "actor", MAX_NAME, one_line=True)
+        if who is None:
+            raise InvalidInput("actor: empty: say who is acting (--actor or PATHWAY_ACTOR)")
+        as_ = _check_text(self.role if role is None else role, "role", 100, one_line=True)
+        roles = self._roles()
+        if as_ is None:
+            raise InvalidInput(f"role: empty: give one of {', '.join(roles)} (--role or PATHWAY_ROLE)")
+        if as_ not in roles:
+            raise RoleRefused(f"unknown role {as_!r}: the roles are {', '.join(roles)}", roles)
+        return who, as_
+
+    def _roles(self) -> tuple[str, ...]:
+        """Every role of the loaded pathways, sorted."""
+        if self._known_roles is None:
+            self._known_roles = tuple(sorted({r for w in self.catalog.all() for r in w.roles}))
+        return self._known_roles
 
     def _resolve(
         self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool
@@ -409,7 +430,7 @@ class Clinic:
         latest version; the patient is created on first enrollment. A new episode may
         start once the previous enrollment in the pathway is closed."""
         _check_patient_id(patient)
-        name = _check_text(name, "name", MAX_NAME)
+        name = _check_text(name, "name", MAX_NAME, one_line=True)
         actor, role = self._who(actor, role)
         workflow = self.catalog.get(pathway)
         profile = profile or workflow.default_profile
@@ -791,39 +812,56 @@ class Clinic:
             )
 
     def sweep(
-        self, *, at: When = None, actor: str | None = None, pathway: str | None = None
+        self,
+        *,
+        at: When = None,
+        actor: str | None = None,
+        pathway: str | None = None,
+        role: str | None = None,
     ) -> list[Transitioned]:
         """Apply the automatic transitions (`auto: true`, e.g. mark_lost) whose guards pass
         for open enrollments, as of `at` (default now). Idempotent: running it again finds
-        nothing more to do. Each is its own transaction, under the transition's first role."""
+        nothing more to do. Each is its own transaction, recorded under `actor` (default
+        "sweep") and the acting role, which must be one the transitions allow: if any that
+        is due needs another role, nothing is applied and RoleRefused names it."""
         when = to_utc(at)
-        actor = _check_text(actor or "sweep", "actor", MAX_NAME) or "sweep"
-        done: list[Transitioned] = []
+        actor = _check_text(actor, "actor", MAX_NAME, one_line=True) or "sweep"
+        _, role = self._who(actor, role)
+        if pathway is not None:
+            self.catalog.get(pathway)  # an unknown pathway is NotFound, not "nothing to do"
+        due: list[tuple[Enrollment, str]] = []
         with self.store.read() as tx:
             candidates = tx.list_enrollments(pathway=pathway, open_only=True)
         for e in candidates:
-            workflow = self.workflow_of(e)
-            for t in workflow.transitions_from(e.state):
+            for t in self.workflow_of(e).transitions_from(e.state):
                 if not t.auto or when < e.last_event_at:
                     continue
                 (check,) = self.check(e.patient, t.trigger, at=when, pathway=e.pathway)
-                if not check.allowed:
-                    continue
-                try:
-                    done.append(
-                        self.advance(
-                            e.patient,
-                            t.trigger,
-                            at=when,
-                            pathway=e.pathway,
-                            actor=actor,
-                            role=t.roles[0],
-                            expected_version=e.version,
+                if check.allowed:
+                    if role not in t.roles:
+                        raise RoleRefused(
+                            f"cannot sweep as {role}: {t.trigger} is due for {e.patient} and needs "
+                            f"{' or '.join(t.roles)}; nothing was applied",
+                            t.roles,
                         )
+                    due.append((e, t.trigger))
+                    break
+        done: list[Transitioned] = []
+        for e, trigger in due:
+            try:
+                done.append(
+                    self.advance(
+                        e.patient,
+                        trigger,
+                        at=when,
+                        pathway=e.pathway,
+                        actor=actor,
+                        role=role,
+                        expected_version=e.version,
                     )
-                except (ConcurrencyError, GuardRefused):
-                    continue  # someone else moved it meanwhile: the next sweep looks again
-                break
+                )
+            except (ConcurrencyError, GuardRefused):
+                continue  # someone else moved it meanwhile: the next sweep looks again
         return done
 
     # queries ----------------------------------------------------------------------

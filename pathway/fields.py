@@ -18,7 +18,13 @@ from pathway.errors import InvalidInput
 from pathway.timeutil import EARLIEST_YEAR, LATEST_YEAR
 
 MAX_TEXT = 2000
-_INT = re.compile(r"^[+-]?\d{1,9}$")
+#: Control characters other than tab and line breaks (refused in any text).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: What a name on one line (an actor, a display name) may not hold.
+LINE_BREAKS = re.compile(r"[\t\n\r\x85\u2028\u2029]")
+# ASCII digits only: Python's int() and float() also read other scripts' digits ("１").
+_INT = re.compile(r"^[+-]?[0-9]{1,9}$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$")
 _RANGE = re.compile(r"^\s*\d+(\.\d+)?\s*[-–/]\s*\d+(\.\d+)?\s*$")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -56,10 +62,9 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         if isinstance(value, bool):
             raise _Bad
         if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise _Bad from None
+            if not _NUMBER.match(value.strip()):
+                raise _Bad
+            value = float(value.strip())
         if not isinstance(value, int | float) or not math.isfinite(value):
             raise _Bad
         _check_range(spec, value)
@@ -74,6 +79,8 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         if isinstance(value, datetime):
             value = value.date()
         elif isinstance(value, str):
+            if not value.strip().isascii():
+                raise _Bad
             try:
                 value = date.fromisoformat(value.strip())
             except ValueError:

@@ -15,7 +15,6 @@ executemany.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,8 @@ from typing import Any, NamedTuple
 
 from pathway.catalog import Catalog
 from pathway.errors import InvalidInput, PathwayError
+from pathway.fields import CONTROL as _CONTROL
+from pathway.fields import LINE_BREAKS as _BREAKS
 from pathway.store.bulk import enroll_many
 from pathway.store.repository import Store
 from pathway.timeutil import to_utc, utcnow
@@ -34,7 +35,6 @@ REQUIRED = ("patient", "referred_at")
 #: one batch still holds the write lock for only a fraction of a second.
 BATCH = 10_000
 MAX_NAME = 200  # as `Clinic.enroll`
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # control characters other than tab and newline
 
 #: A row as read: the five columns' values in COLUMNS order (empty when absent), or
 #: None when the line has more values than the header has columns.
@@ -166,6 +166,8 @@ def _name_problem(name: str) -> str | None:
         return f"name: longer than {MAX_NAME} characters"
     if _CONTROL.search(name):
         return "name: contains control characters"
+    if _BREAKS.search(name):
+        return "name: must be on one line (no tabs or line breaks)"
     return None
 
 

@@ -110,3 +110,41 @@ def test_the_demo_never_writes_into_the_database_named_by_pathway_db(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo.db").exists()
     assert clinic_db.read_bytes() == before
+
+
+def test_who_is_acting_is_checked_not_replaced(tmp_path: Path) -> None:
+    enroll = ["enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05"]
+    db = f"sqlite:///{tmp_path / 'clinic.db'}"
+    for given, code, message in (
+        (["--actor", "   "], 1, "error: actor: empty: say who is acting (--actor or PATHWAY_ACTOR)"),
+        (["--actor", "sam\nadmin"], 1, "error: actor: must be on one line (no tabs or line breaks)"),
+        (
+            ["--role", ""],
+            1,
+            "error: role: empty: give one of coordinator, physician (--role or PATHWAY_ROLE)",
+        ),
+        (["--role", "physican"], 3, "error: unknown role 'physican': the roles are coordinator, physician"),
+    ):
+        result = CliRunner().invoke(cli, ["--db", db, *given, *enroll])
+        assert (result.exit_code, result.stderr.strip()) == (code, message), given
+    code, _, err = pathway(
+        tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--name", "Jo\nBloggs"
+    )
+    assert code == 1 and "name: must be on one line" in err
+    code, _, _ = pathway(tmp_path, *enroll)
+    assert code == 0  # nothing of the refused commands was written before
+
+
+def test_digits_of_other_scripts_are_not_numbers(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    pathway(tmp_path, "--role", "physician", "advance", "P1", "start_evaluation", "--at", "2026-01-06")
+    baseline = ["ndi=22", "axial_predominant=yes", "radiculopathy=none", "red_flags="]
+    for bad in ("nrs=\uff17", "nrs=\u0667", "onset_date=\uff12025-01-01"):
+        values = [bad, *baseline] if bad.startswith("onset") else ["onset_date=2025-01-01", bad, *baseline]
+        code, _, err = pathway(tmp_path, "--role", "physician", "record", "P1", "baseline", *values)
+        assert code == 1 and "the value given is not allowed" in err, bad
+    weeks = ["record", "P1", "conservative_care", "modality=physiotherapy", "outcome=failed"]
+    code, _, err = pathway(tmp_path, "--role", "physician", *weeks, "weeks=\uff18")
+    assert code == 1 and "weeks" in err
+    code, _, _ = pathway(tmp_path, "--role", "physician", *weeks, "weeks=8")
+    assert code == 0

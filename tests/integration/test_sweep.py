@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from pathway import Clinic
+from pathway import Clinic, NotFound, RoleRefused
 
 
 def unanswered(clinic: Clinic, patient: str, *days: str) -> None:
@@ -21,11 +22,18 @@ def test_sweep_marks_lost_only_when_the_guard_passes_and_only_once(clinic: Clini
         clinic.enroll(patient, "cervical-neurotomy", at="2026-01-05", role="coordinator")
     unanswered(clinic, "L1", "2026-02-01", "2026-02-15", "2026-03-03")  # 30 days apart
     unanswered(clinic, "L2", "2026-02-01", "2026-02-15", "2026-03-02")  # 29 days
-    done = clinic.sweep(at="2026-03-10")
+    # mark_lost is the coordinator's: a physician's sweep applies nothing and says why.
+    with pytest.raises(RoleRefused, match="mark_lost is due for L1 and needs coordinator"):
+        clinic.sweep(at="2026-03-10", role="physician")
+    assert clinic.status("L1").state == "referred"
+    done = clinic.sweep(at="2026-03-10", role="coordinator")
     assert [(t.patient, t.to_state) for t in done] == [("L1", "lost_to_follow_up")]
     last = clinic.history("L1")[-1]
     assert (last.trigger, last.actor, last.role) == ("mark_lost", "sweep", "coordinator")
-    assert clinic.sweep(at="2026-03-10") == []
+    assert clinic.sweep(at="2026-03-10", role="coordinator") == []
+    assert clinic.sweep(at="2026-03-10", role="physician") == []  # nothing due: nothing refused
+    with pytest.raises(NotFound):
+        clinic.sweep(at="2026-03-10", role="coordinator", pathway="cervical-neurotmy")
     assert clinic.status("L2").state == "referred"
 
 
@@ -35,7 +43,9 @@ def test_sweep_cli(tmp_path: Path) -> None:
         clinic.enroll("L1", "cervical-neurotomy", at="2026-01-05")
         unanswered(clinic, "L1", "2026-02-01", "2026-02-15", "2026-03-03")
     runner = CliRunner()
-    first = runner.invoke(cli, ["--db", db, "sweep", "--as-of", "2026-03-10", "--json"])
+    physician = runner.invoke(cli, ["--db", db, "--role", "physician", "sweep", "--at", "2026-03-10"])
+    assert physician.exit_code == 3 and "needs coordinator" in physician.stderr
+    first = runner.invoke(cli, ["--db", db, "sweep", "--at", "2026-03-10", "--json"])
     assert first.exit_code == 0 and json.loads(first.output)[0]["to"] == "lost_to_follow_up"
     again = runner.invoke(cli, ["--db", db, "sweep", "--as-of", "2026-03-10"])
     assert again.exit_code == 0 and "0 change(s)" in again.output

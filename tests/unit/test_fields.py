@@ -119,3 +119,29 @@ def test_assignments_must_have_an_equals_sign() -> None:
         parse_assignments(["nrs7"])
     with pytest.raises(InvalidInput):
         parse_assignments(["nrs=7", "nrs=8"])
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "stored"),
+    [
+        ("relief_hours", "2.5", 2.5),
+        ("relief_hours", ".5", 0.5),
+        ("relief_hours", "3.", 3.0),
+        ("relief_hours", "1e1", 10.0),
+        ("relief_hours", " +4 ", 4.0),
+        ("relief_hours", "\uff12", None),  # a full-width 2: Python's float() would read it
+        ("relief_hours", "1_000", None),  # float() reads this too
+        ("relief_hours", "2,5", None),
+        ("relief_hours", "nan", None),
+        ("pre_nrs", "\u0667", None),  # an Arabic-Indic 7
+        ("pre_nrs", "7", 7),
+        ("onset", "\uff12025-06-01", None),
+    ],
+)
+def test_numbers_and_dates_are_read_in_ascii_digits_only(field: str, text: str, stored: object) -> None:
+    values = {**GOOD, field: text}
+    if stored is None:
+        with pytest.raises(InvalidInput, match=f"{field}: the value given is not allowed"):
+            validate(KIND, values)
+    else:
+        assert validate(KIND, values)[field] == stored

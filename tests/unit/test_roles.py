@@ -83,7 +83,12 @@ def test_each_observation_kind_admits_its_roles_and_refuses_others(
         for role in kind.roles:  # type: ignore[attr-defined]
             with pytest.raises(InvalidInput):  # past the role check, the empty values fail
                 clinic.record("P1", kind.name, {}, role=role)  # type: ignore[attr-defined]
-        for role in [r for r in (*wf.roles, "receptionist") if r not in kind.roles]:  # type: ignore[attr-defined]
+        for role in [r for r in wf.roles if r not in kind.roles]:  # type: ignore[attr-defined]
             with pytest.raises(RoleRefused, match="needs"):
                 clinic.record("P1", kind.name, {}, role=role)  # type: ignore[attr-defined]
+        # A role that no pathway has (a typo) is named as unknown, with the roles there are.
+        with pytest.raises(
+            RoleRefused, match="unknown role 'receptionist': the roles are coordinator, physician"
+        ):
+            clinic.record("P1", kind.name, {}, role="receptionist")  # type: ignore[attr-defined]
         assert clinic.observations("P1") == []
