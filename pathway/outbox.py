@@ -11,6 +11,7 @@ on the `id` field (also sent as the `X-Pathway-Message-Id` header).
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -29,10 +30,21 @@ Poster = Callable[[str, bytes, dict[str, str], float], int]
 MAX_BACKOFF_SECONDS = 300.0
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: urllib would follow a 301-303 with a GET,
+    dropping the message, and the GET's 200 would mark it delivered."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the redirect's status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -77,19 +89,13 @@ def deliver_once(
     post: Poster = http_post,
     now: Callable[[], datetime] = utcnow,
 ) -> DeliveryReport:
-    """One pass over the oldest `batch` pending messages."""
+    """One pass: the oldest `batch` pending messages that may be sent now (see `_sendable`)."""
     report = DeliveryReport()
-    with store.read() as tx:
-        rows = tx.outbox_messages(pending_only=True, limit=batch)
-    held: set[int | None] = set()
+    rows, report.held_back = _sendable(store, batch, now())
+    failed: set[int | None] = set()
     for row in rows:
         enrollment = row["enrollment_id"]
-        if enrollment in held:
-            report.held_back += 1
-            continue
-        due = row["next_attempt_at"]
-        if due is not None and due > now():
-            held.add(enrollment)  # waiting for its retry time; keep the order behind it
+        if enrollment in failed:  # an earlier message of it failed in this pass
             report.held_back += 1
             continue
         body = json.dumps(row["payload"], sort_keys=True).encode()
@@ -101,8 +107,10 @@ def deliver_once(
         try:
             status = post(url, body, headers, timeout)
             error = None if 200 <= status < 300 else f"HTTP {status}"
-        except OSError as exc:
-            error = f"no answer: {getattr(exc, 'reason', exc)}"
+            if 300 <= status < 400:
+                error = f"HTTP {status} (a redirect: not followed; give the URL that takes the POST)"
+        except (OSError, http.client.HTTPException) as exc:  # no answer, or not an HTTP one
+            error = f"no answer: {getattr(exc, 'reason', None) or type(exc).__name__}"
         with store.write() as wtx:
             if error is None:
                 wtx.mark_delivered(row["id"], now())
@@ -115,8 +123,35 @@ def deliver_once(
         else:
             report.failed += 1
             report.errors.append(f"message {row['message_id']}: {error}")
-            held.add(enrollment)
+            failed.add(enrollment)
     return report
+
+
+def _sendable(store: Store, batch: int, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """The oldest `batch` pending messages that may be sent now: due, and with no earlier
+    pending message of their enrollment waiting for its retry (order per enrollment).
+    Pages on past the held-back ones, so one enrollment whose messages keep failing
+    cannot stop the others. Returns (messages, how many were held back)."""
+    chosen: list[dict[str, Any]] = []
+    held: set[int | None] = set()
+    held_back = 0
+    after: int | None = None
+    while len(chosen) < batch:
+        with store.read() as tx:
+            rows = tx.outbox_messages(pending_only=True, limit=batch, after_id=after)
+        for row in rows:
+            after = row["id"]
+            enrollment, due = row["enrollment_id"], row["next_attempt_at"]
+            if enrollment in held or (due is not None and due > now):
+                held.add(enrollment)  # waiting for its retry time; keep the order behind it
+                held_back += 1
+            else:
+                chosen.append(row)
+                if len(chosen) == batch:
+                    break
+        if len(rows) < batch:
+            break
+    return chosen, held_back
 
 
 def deliver(

@@ -533,10 +533,18 @@ class Tx:
             self.conn.execute(statement, list(rows))
 
     def outbox_messages(
-        self, *, pending_only: bool = False, limit: int | None = None, due_at: datetime | None = None
+        self,
+        *,
+        pending_only: bool = False,
+        limit: int | None = None,
+        due_at: datetime | None = None,
+        after_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Outbox rows oldest first; `due_at` keeps pending ones whose retry time has come."""
+        """Outbox rows oldest first; `due_at` keeps pending ones whose retry time has come;
+        `after_id` pages on from a row."""
         query = select(outbox).order_by(outbox.c.id)
+        if after_id is not None:
+            query = query.where(outbox.c.id > after_id)
         if pending_only or due_at is not None:
             query = query.where(outbox.c.delivered_at.is_(None))
         if due_at is not None:
