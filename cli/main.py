@@ -296,7 +296,10 @@ def advance(
 @cli.command()
 @click.argument("patient")
 @click.argument("trigger", required=False)
-@click.option("--at", help="Judge as of this time (default now).")
+@click.option(
+    "--at",
+    help="Judge as of this time (default now); an earlier time judges the state the patient was in then.",
+)
 @click.option("--reason", help="Judge as if this reason were given.")
 @click.option("--pathway", help=PATHWAY_HELP)
 @json_option
@@ -326,7 +329,9 @@ def check(
 @cli.command()
 @click.argument("patient")
 @click.option("--pathway", help=PATHWAY_HELP)
-@click.option("--at", help="As of this time (default now).")
+@click.option(
+    "--at", help="As of this time (default now): the state then, replayed from the events up to it."
+)
 @json_option
 def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> None:
     """Where PATIENT stands: state, days in it against its SLA, and what could happen next."""
@@ -684,7 +689,7 @@ def workflows_schema() -> None:
 
 
 @cli.command()
-@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--as-of", "as_of", help="As of this date (default now): the patients as they stood then.")
 @click.option("--role", "only_role", help="Only steps this role may take (default: everything).")
 @click.option("--limit", type=click.IntRange(1), help="At most this many lines.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")

@@ -383,6 +383,68 @@ class Clinic:
 
         return PatientRecord(enrollment, now, load_observations, load_events, reason=reason)
 
+    def _as_of(self, tx: Tx, enrollment: Enrollment, when: datetime) -> Enrollment:
+        """`enrollment` as it stood at `when`; NotFound if it began after."""
+        (found,) = self._rewound(tx, [enrollment], when) or (None,)
+        if found is None:
+            raise NotFound(
+                f"{enrollment.patient} was not yet enrolled in {enrollment.pathway} at {iso(when)} "
+                f"(enrolled {iso(enrollment.opened_at)})"
+            )
+        return found
+
+    def _rewound(self, tx: Tx, rows: list[Enrollment], when: datetime) -> list[Enrollment]:
+        """`rows` as they stood at `when`: one changed since is replayed from its events, one
+        that began after is left out."""
+        later = [e.id for e in rows if e.last_event_at > when]
+        if not later:
+            return rows
+        events: dict[int, list[Event]] = {}
+        for start in range(0, len(later), 5000):  # a bound list of ids, in pieces
+            for event in tx.events_of(later[start : start + 5000]):
+                events.setdefault(event.enrollment_id, []).append(event)
+        result = []
+        for e in rows:
+            if e.last_event_at <= when:
+                result.append(e)
+                continue
+            then = self._replay(e, sorted(events.get(e.id, []), key=lambda x: x.seq), when)
+            if then is not None:
+                result.append(then)
+        return result
+
+    def _replay(self, enrollment: Enrollment, events: list[Event], when: datetime) -> Enrollment | None:
+        """The enrollment after its events up to `when` (seq order), as `advance` and
+        `migrate` left it then; None when its first event is later."""
+        past = [e for e in events if e.effective_at <= when]
+        if not past:
+            return None
+        migrations = [e for e in events[len(past) :] if e.trigger == "migrate"]
+        version = int(migrations[0].payload["from_version"]) if migrations else enrollment.pathway_version
+        workflow = self.catalog.get(enrollment.pathway, version)
+        state, held_from, entered = past[0].to_state, None, past[0].effective_at
+        for e in past[1:]:
+            if e.trigger == "migrate":
+                continue
+            if workflow.state(e.to_state).hold:  # as advance: a hold remembers where it came from
+                held_from = held_from if workflow.state(state).hold else state
+            else:
+                held_from = None
+            if e.to_state != state:
+                entered = e.effective_at
+            state = e.to_state
+        last = past[-1]
+        return replace(
+            enrollment,
+            pathway_version=version,
+            state=state,
+            held_from=held_from,
+            entered_state_at=entered,
+            closed_at=last.effective_at if workflow.state(state).terminal else None,
+            last_event_at=last.effective_at,
+            last_seq=last.seq,
+        )
+
     def _region_of(self, enrollment: Enrollment) -> str | None:
         try:
             return self.workflow_of(enrollment).region or None
@@ -880,19 +942,24 @@ class Clinic:
         when = to_utc(at)
         with self.store.read() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
-            machine = self.machine_of(self.workflow_of(enrollment))
             if at is None:  # "now" is never before what has already happened
                 when = max(when, enrollment.last_event_at)
+            else:  # as the enrollment stood then
+                enrollment = self._as_of(tx, enrollment, when)
+            machine = self.machine_of(self.workflow_of(enrollment))
             record = self._record(tx, enrollment, family, when, reason=reason)
             if trigger is None:
                 return machine.check(enrollment.state, enrollment.held_from, record, role)
             return [machine.check_trigger(enrollment.state, enrollment.held_from, trigger, record, role)]
 
     def status(self, patient: str, *, pathway: str | None = None, at: When = None) -> Status:
-        """Where the patient's enrollment stands, overdue or not, and every trigger's check."""
+        """Where the patient's enrollment stands, overdue or not, and every trigger's check;
+        with `at`, where it stood then (replayed from its events)."""
         when = to_utc(at)
         with self.store.read() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
+            if at is not None:
+                enrollment = self._as_of(tx, enrollment, when)
             return self._status(tx, enrollment, family, when, role=None)
 
     def _status(
@@ -956,7 +1023,8 @@ class Clinic:
         open_only: bool = False,
         at: When = None,
     ) -> list[Summary]:
-        """Enrollments, optionally of one pathway and/or in one state, longest-waiting first."""
+        """Enrollments, optionally of one pathway and/or in one state, longest-waiting first;
+        with `at`, as they stood then (replayed from their events; later ones left out)."""
         when = to_utc(at)
         if pathway is not None:
             self.catalog.get(pathway)
@@ -965,7 +1033,14 @@ class Clinic:
             if state not in known:
                 raise InvalidInput(f"--state: unknown state {state!r} (states: {', '.join(sorted(known))})")
         with self.store.read() as tx:
-            rows = tx.list_enrollments(pathway=pathway, state=state, open_only=open_only)
+            if at is None:
+                rows = tx.list_enrollments(pathway=pathway, state=state, open_only=open_only)
+            else:
+                rows = self._rewound(tx, tx.list_enrollments(pathway=pathway), when)
+                rows = [
+                    e for e in rows if (state is None or e.state == state) and (not open_only or e.is_open)
+                ]
+                rows.sort(key=lambda e: (e.entered_state_at, e.id))
         result = []
         for e in rows:
             wf = self.workflow_of(e)

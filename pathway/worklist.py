@@ -40,9 +40,10 @@ def worklist(clinic: Clinic, *, as_of: datetime, role: str | None = None) -> lis
     items: list[Item] = []
     for summary in clinic.list(open_only=True, at=as_of):
         workflow = clinic.catalog.get(summary.pathway, summary.version)
-        history = clinic.history(summary.patient, pathway=summary.pathway)
-        if history and history[-1].effective_at > as_of:
-            continue  # its latest change is after the as-of date
+        # As it stood at as_of (`list` replayed the state): later events are not yet known.
+        history = [
+            e for e in clinic.history(summary.patient, pathway=summary.pathway) if e.effective_at <= as_of
+        ]
         found: list[Item] = []
 
         def add(
@@ -102,7 +103,7 @@ def _follow_up_due(
     recorded = [
         o.effective_at
         for o in clinic.observations(patient, pathway=pathway, kind="follow_up")
-        if not o.entered_in_error
+        if not o.entered_in_error and o.effective_at.date() <= as_of.date()
     ]
     for months in FOLLOW_UP_MONTHS:
         target = done + timedelta(days=round(months * 30.44))

@@ -17,7 +17,7 @@ from pathway import Clinic, referrals
 from pathway.store import bulk
 
 PATHWAY = "cervical-neurotomy"
-ACTOR = 'Dr. "Ünï" \\ Lee\t日本'  # everything json.dumps escapes, save control characters
+ACTOR = 'Dr. "Ünï" \\ Lee 日本'  # what json.dumps escapes (an actor is one line: no tab or control)
 
 
 def write(tmp_path: Path, lines: list[str], name: str = "referrals.csv") -> Path:
