@@ -97,6 +97,11 @@ class GuardRefused(Refused):
         self.verdicts = tuple(verdicts)
 
 
+class GuardError(PathwayError):
+    """Raised when a guard's own code fails (raises, or returns something other than a
+    Verdict): a fault in the guard, not a refusal, so nothing is decided on it."""
+
+
 class ConcurrencyError(PathwayError):
     """Raised when another writer changed the enrollment first; nothing was written. Retry."""
 

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from pathway.definition import GuardRef, Workflow
-from pathway.errors import DefinitionError
+from pathway.errors import DefinitionError, GuardError, PathwayError
 from pathway.record import PatientRecord
 from pathway.verdicts import Verdict
 
@@ -87,9 +87,25 @@ class GuardRegistry:
         return tuple(sorted(self._specs))
 
     def evaluate(self, workflow: Workflow, ref: GuardRef, record: PatientRecord) -> Verdict:
-        """Run one guard with the parameters the enrollment's profile gives it."""
+        """Run one guard with the parameters the enrollment's profile gives it. A guard
+        that raises, or returns something other than a Verdict, is a GuardError naming it
+        (a plug-in's bug must not look like a refusal, nor like an internal error)."""
         params = workflow.params_for(record.enrollment.profile, ref)
-        return self._specs[ref.name](record, params)
+        try:
+            verdict = self._specs[ref.name](record, params)
+        except PathwayError:
+            raise
+        except Exception as exc:
+            raise GuardError(
+                f"guard {ref.name} failed for {record.enrollment.patient} ({type(exc).__name__}): "
+                "a fault in the guard's code, not a clinical refusal; nothing was changed"
+            ) from exc
+        if not isinstance(verdict, Verdict):
+            raise GuardError(
+                f"guard {ref.name} returned {type(verdict).__name__}, not a Verdict: a fault in the "
+                "guard's code; nothing was changed"
+            )
+        return verdict
 
 
 def _load_entry_point(registry: GuardRegistry, ep_name: str, obj: Any) -> None:
@@ -112,7 +128,27 @@ def installed_guards() -> GuardRegistry:
     """Every guard contributed by an installed package (cached for the process)."""
     from importlib.metadata import entry_points
 
+    return registry_from(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def registry_from(found: Iterable[Any]) -> GuardRegistry:
+    """The guards of these entry points (loaded in name order); a guard name that two
+    entry points define is a DefinitionError."""
     registry = GuardRegistry()
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        _load_entry_point(registry, ep.name, ep.load())
+    source: dict[str, str] = {}
+    for ep in sorted(found, key=lambda e: e.name):
+        single = GuardRegistry()
+        _load_entry_point(single, ep.name, ep.load())
+        for name in single.names():
+            if name in source and source[name] != ep.value:
+                # A plug-in must not silently replace a clinical rule (the last loaded would win).
+                raise DefinitionError(
+                    f"entry point {ENTRY_POINT_GROUP}:{ep.name}",
+                    [
+                        f"guard {name!r} is already defined by {source[name]}; a plug-in may not "
+                        "replace a guard: give it another name and use that in the workflow"
+                    ],
+                )
+            source[name] = ep.value
+            registry.add(single[name])
     return registry

@@ -16,12 +16,14 @@ from typing import Any
 from transitions import Machine
 
 from pathway.definition import HELD_FROM, TransitionSpec, Workflow
-from pathway.errors import GuardRefused, InvalidTrigger, RoleRefused
+from pathway.errors import GuardError, GuardRefused, InvalidTrigger, RoleRefused
 from pathway.guards import GuardRegistry
 from pathway.record import PatientRecord
 from pathway.verdicts import Failure, Verdict
 
 REASON_GUARD = "reason_given"
+#: The criterion of a check whose guard's code failed (see GuardRegistry.evaluate).
+GUARD_FAULT = "guard_fault"
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,12 @@ class PathwayMachine:
 
         return condition
 
-    def evaluate(self, spec: TransitionSpec, record: PatientRecord) -> tuple[Verdict, ...]:
-        """Every verdict for one transition: its reason rule and each guard."""
+    def evaluate(
+        self, spec: TransitionSpec, record: PatientRecord, *, faults_fail: bool = False
+    ) -> tuple[Verdict, ...]:
+        """Every verdict for one transition: its reason rule and each guard. A guard whose
+        code fails raises GuardError, or with `faults_fail` (checks, which show every
+        trigger) is a failed criterion that says so."""
         verdicts: list[Verdict] = []
         if spec.reason_required:
             given = bool(record.reason and record.reason.strip())
@@ -117,7 +123,12 @@ class PathwayMachine:
             )
             verdicts.append(Verdict(REASON_GUARD, failures))
         for ref in spec.guards:
-            verdicts.append(self.guards.evaluate(self.workflow, ref, record))
+            try:
+                verdicts.append(self.guards.evaluate(self.workflow, ref, record))
+            except GuardError as exc:
+                if not faults_fail:
+                    raise
+                verdicts.append(Verdict(ref.name, (Failure(GUARD_FAULT, str(exc)),)))
         return tuple(verdicts)
 
     def _candidates(self, state: str, trigger: str) -> tuple[TransitionSpec, ...]:
@@ -158,7 +169,7 @@ class PathwayMachine:
         first: tuple[Verdict, ...] | None = None
         for spec in candidates:
             dest = held_from if spec.dest == HELD_FROM else spec.dest
-            verdicts = self.evaluate(spec, record)
+            verdicts = self.evaluate(spec, record, faults_fail=True)
             if first is None:
                 first = verdicts
             if all(v.passed for v in verdicts):

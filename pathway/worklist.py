@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pathway.clinic import Clinic
+from pathway.machine import GUARD_FAULT
 from pathway.reports import NEAR_BREACH_WEEKS, RTT_STANDARD_WEEKS, RTT_STOP_STATES
 from pathway.timeutil import days_between
 from pathway.views import iso
@@ -27,7 +28,7 @@ class Item:
     patient: str
     pathway: str
     state: str
-    kind: str  # over_sla, rtt_breach, rtt_at_risk, follow_up_due, ready, blocked
+    kind: str  # over_sla, rtt_breach, rtt_at_risk, follow_up_due, ready, blocked, guard_error
     action: str
     urgency: float
     trigger: str | None = None
@@ -82,6 +83,10 @@ def worklist(clinic: Clinic, *, as_of: datetime, role: str | None = None) -> lis
             and not workflow.state(t.dest).hold
         }
         for check in clinic.check(summary.patient, at=as_of, pathway=summary.pathway, role=role):
+            fault = next((f for v in check.verdicts for f in v.failures if f.criterion == GUARD_FAULT), None)
+            if fault is not None:  # a plug-in's bug, not the patient's record: say so first
+                add("guard_error", f"cannot judge {check.trigger}: {fault.message}", 900, check.trigger)
+                continue
             if check.trigger not in forward or (role and not check.role_allowed):
                 continue
             if check.allowed:
