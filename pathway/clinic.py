@@ -662,6 +662,11 @@ class Clinic:
                 raise InvalidInput(
                     f"observation {observation_id} is already marked entered-in-error ({obs.error_reason})"
                 )
+            if when < obs.effective_at:
+                raise InvalidTime(
+                    f"--at {iso(when)} is before observation {observation_id} took effect "
+                    f"({iso(obs.effective_at)}): a correction cannot precede what it corrects"
+                )
             enrollment = mine[obs.enrollment_id]
             spec = self.workflow_of(enrollment).kinds.get(obs.kind)
             if spec is not None and role not in spec.roles:
@@ -671,7 +676,9 @@ class Clinic:
                     spec.roles,
                 )
             tx.touch(enrollment)
-            tx.mark_entered_in_error(obs.id, reason=reason_text, actor=actor, at=when)
+            tx.mark_entered_in_error(
+                obs.id, reason=reason_text, actor=actor, role=role, at=when, recorded=recorded
+            )
             self._outbox(
                 tx,
                 "observation.corrected",
@@ -690,6 +697,8 @@ class Clinic:
                 error_reason=reason_text,
                 error_actor=actor,
                 error_at=when,
+                error_role=role,
+                error_recorded_at=recorded,
             )
 
     def advance(

@@ -52,7 +52,9 @@ class Observation:
     entered_in_error: bool = False
     error_reason: str | None = None
     error_actor: str | None = None
-    error_at: datetime | None = None
+    error_at: datetime | None = None  # when the correction took effect (--at)
+    error_role: str | None = None
+    error_recorded_at: datetime | None = None  # when the correction was entered
 
     @property
     def day(self) -> date:

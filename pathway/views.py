@@ -130,6 +130,8 @@ def observation_dict(obs: Observation) -> dict[str, Any]:
         "error_reason": obs.error_reason,
         "error_actor": obs.error_actor,
         "error_at": iso(obs.error_at),
+        "error_role": obs.error_role,
+        "error_recorded_at": iso(obs.error_recorded_at),
     }
 
 
@@ -211,9 +213,9 @@ def audit_entries(events: list[Event], observations: list[Observation]) -> list[
                     "observation": obs.id,
                     "kind": obs.kind,
                     "at": iso(obs.error_at),
-                    "recorded_at": iso(obs.error_at),
+                    "recorded_at": iso(obs.error_recorded_at or obs.error_at),
                     "actor": obs.error_actor,
-                    "role": None,
+                    "role": obs.error_role,
                     "reason": obs.error_reason,
                 }
             )

@@ -78,6 +78,8 @@ def _observation(m: Mapping[str, Any] | Any) -> Observation:
         error_reason=m["error_reason"],
         error_actor=m["error_actor"],
         error_at=_aware(m["error_at"]),
+        error_role=m["error_role"],
+        error_recorded_at=_aware(m["error_recorded_at"]),
     )
 
 
@@ -494,11 +496,20 @@ class Tx:
         row = self.conn.execute(select(observations).where(observations.c.id == observation_id)).first()
         return _observation(row._mapping) if row else None
 
-    def mark_entered_in_error(self, observation_id: int, *, reason: str, actor: str, at: datetime) -> None:
+    def mark_entered_in_error(
+        self, observation_id: int, *, reason: str, actor: str, role: str, at: datetime, recorded: datetime
+    ) -> None:
         self.conn.execute(
             update(observations)
             .where(and_(observations.c.id == observation_id, observations.c.entered_in_error.is_(False)))
-            .values(entered_in_error=True, error_reason=reason, error_actor=actor, error_at=at)
+            .values(
+                entered_in_error=True,
+                error_reason=reason,
+                error_actor=actor,
+                error_at=at,
+                error_role=role,
+                error_recorded_at=recorded,
+            )
         )
 
     # outbox -------------------------------------------------------------------

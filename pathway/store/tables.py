@@ -151,6 +151,8 @@ observations = Table(
     Column("error_reason", Text),
     Column("error_actor", String(200)),
     Column("error_at", UtcTime),
+    Column("error_role", String(100)),  # migration 0004
+    Column("error_recorded_at", UtcTime),  # migration 0004
     Index("ix_observations_enrollment", "enrollment_id", "kind"),
 )
 

@@ -90,3 +90,78 @@ def test_a_database_at_an_older_revision_is_upgraded_by_db_upgrade(tmp_path: Pat
     with Clinic.open(url) as clinic:
         clinic.enroll("P1", "cervical-neurotomy", at="2026-01-05")
         assert clinic.outbox()[0]["next_attempt_at"] is None
+
+
+def test_upgrading_to_0004_keeps_corrections_and_their_append_only_rule(db_url: str) -> None:
+    """A correction made at revision 0003 gets its effective time as its entered time, and
+    afterwards the observations are as append-only as before."""
+    from alembic import command
+
+    engine = database.create(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO patients (identifier, created_at) VALUES ('P1', '2026-01-05 00:00:00');"
+                if engine.dialect.name == "sqlite"
+                else "INSERT INTO patients (identifier, created_at) VALUES ('P1', '2026-01-05')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO enrollments (patient_id, pathway_id, pathway_version, profile, state, "
+                "entered_state_at, opened_at, last_event_at, last_seq, version) VALUES "
+                "(1, 'cervical-neurotomy', 1, 'medicare', 'referred', :t, :t, :t, 0, 1)"
+            ),
+            {"t": "2026-01-05 00:00:00.000000"},
+        )
+        for kind in ("contact_attempt", "contact_attempt"):
+            conn.execute(
+                text(
+                    "INSERT INTO observations (enrollment_id, kind, data, effective_at, recorded_at, "
+                    "actor, role, entered_in_error) "
+                    "VALUES (1, :kind, :data, :t, :t, 'sam', 'coordinator', :no)"
+                ),
+                {
+                    "kind": kind,
+                    "data": '{"outcome": "reached"}',
+                    "t": "2026-01-06 00:00:00.000000",
+                    "no": False,
+                },
+            )
+        conn.execute(
+            text(
+                "UPDATE observations SET entered_in_error = :yes, error_reason = 'wrong number', "
+                "error_actor = 'sam', error_at = :t WHERE id = 1"
+            ),
+            {"yes": True, "t": "2026-01-07 00:00:00.000000"},
+        )
+    assert database.upgrade(engine)[0] == "0003"
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, entered_in_error, error_role, error_recorded_at, error_at "
+                "FROM observations ORDER BY id"
+            )
+        ).all()
+    (first, second) = rows
+    assert first.entered_in_error and first.error_role is None
+    assert str(first.error_recorded_at)[:10] == str(first.error_at)[:10] == "2026-01-07"
+    assert not second.entered_in_error and second.error_recorded_at is None
+    # Still append-only: a marked row cannot change, an unmarked one only by being marked.
+    for statement in (
+        "UPDATE observations SET error_reason = 'changed' WHERE id = 1",
+        "UPDATE observations SET actor = 'someone' WHERE id = 2",
+    ):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    engine.dispose()
+    with Clinic.open(db_url) as clinic:
+        (marked, unmarked) = clinic.observations("P1")
+        assert marked.error_recorded_at is not None and not unmarked.entered_in_error
+        clinic.correct("P1", unmarked.id, reason="also wrong", at="2026-01-08", role="coordinator")
+        assert clinic.observations("P1")[1].error_role == "coordinator"

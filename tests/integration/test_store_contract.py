@@ -6,6 +6,8 @@ backends (see tests/conftest.py).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +25,7 @@ from pathway import (
     RoleRefused,
 )
 from pathway.store.tables import events, observations, outbox
+from pathway.views import audit_entries
 
 PATHWAY = "cervical-neurotomy"
 BASELINE = {
@@ -151,6 +154,24 @@ def test_correct_marks_entered_in_error_and_keeps_the_row(clinic: Clinic) -> Non
         clinic.correct("MRN1", obs.id, reason="again")
     with pytest.raises(NotFound):
         clinic.correct("MRN1", 9999, reason="nope")
+
+
+def test_a_correction_keeps_its_effective_time_entered_time_and_role(clinic: Clinic) -> None:
+    clinic.enroll("MRN1", PATHWAY, at="2026-01-05")
+    obs = clinic.record("MRN1", "baseline", BASELINE, at="2026-01-12")
+    with pytest.raises(InvalidTime, match="a correction cannot precede what it corrects"):
+        clinic.correct("MRN1", obs.id, reason="wrong patient", at="2026-01-11")
+    assert not clinic.observations("MRN1")[0].entered_in_error
+    before = datetime.now(UTC)
+    clinic.correct("MRN1", obs.id, reason="wrong patient", at="2026-01-20", role="physician")
+    (stored,) = clinic.observations("MRN1")
+    assert stored.error_at == datetime(2026, 1, 20, tzinfo=UTC)
+    assert stored.error_role == "physician"
+    assert stored.error_recorded_at is not None and stored.error_recorded_at >= before - timedelta(seconds=1)
+    audit = audit_entries(clinic.history("MRN1"), clinic.observations("MRN1"))
+    (correction,) = [e for e in audit if e["type"] == "correction"]
+    assert correction["at"] == "2026-01-20T00:00:00Z" and correction["role"] == "physician"
+    assert correction["recorded_at"] != correction["at"]
 
 
 def test_corrected_observations_no_longer_count_for_guards(clinic: Clinic) -> None:
