@@ -240,8 +240,15 @@ def simulate(
     staged: bool = True,
     prefix: str = "SIM",
     progress: Callable[[int], None] | None = None,
+    referrals_until: date | None = None,
 ) -> Counter[str]:
     """Create `patients` synthetic journeys; return how many ended where (or are still open).
+
+    Referrals arrive evenly between `start` (default: `arrival_span_days` before `until`)
+    and `until`, so every patient asked for is made. With `referrals_until` later than
+    `until`, they arrive up to that date instead and those after `until` are not made:
+    the same cohort, seen as it stood at `until` (arrival and journey depend only on the
+    seed, the patient's number, `start` and `referrals_until`).
 
     `batch` patients at a time run in a staged batch (`Clinic.batch(staged=True)`): the
     commands are the ordinary ones, kept in memory and written together; `staged=False`
@@ -250,6 +257,11 @@ def simulate(
     workflow = clinic.catalog.get(pathway)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
     first = start or (until_at.date() - timedelta(days=p.arrival_span_days))
+    span = ((referrals_until or until_at.date()) - first).days  # arrival days: first + 0..span-1
+    if span < 1:
+        raise InvalidInput(
+            f"--start {first.isoformat()} must be before --until {until_at.date().isoformat()}"
+        )
     outcomes: Counter[str] = Counter()
     _refuse_a_second_cohort(clinic, f"{prefix}{seed}-{0:06d}", seed)
     for offset in range(0, patients, batch):
@@ -257,7 +269,7 @@ def simulate(
             for i in range(offset, min(offset + batch, patients)):
                 rng = random.Random(f"{seed}:{i}")
                 arrival = datetime.combine(first, datetime.min.time(), UTC) + timedelta(
-                    days=rng.randint(0, p.arrival_span_days), hours=rng.randint(8, 17)
+                    days=rng.randint(0, span - 1), hours=rng.randint(8, 17)
                 )
                 if arrival > until_at:
                     continue

@@ -30,7 +30,12 @@ def cut_cohorts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clinic]:
     for cut in CUTS:
         clinic = Clinic.open(f"sqlite:///{folder / f'{cut[:10]}.db'}", actor="sim")
         simulate(
-            clinic, PATIENTS, seed=SEED, start=START, until=date.fromisoformat(cut[:10]) + timedelta(days=1)
+            clinic,
+            PATIENTS,
+            seed=SEED,
+            start=START,
+            until=date.fromisoformat(cut[:10]) + timedelta(days=1),
+            referrals_until=UNTIL,  # the same arrivals as the full cohort's; later ones not yet
         )
         cohorts[cut] = clinic
     return cohorts

@@ -43,6 +43,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("observations") as batch:
-        batch.drop_column("error_recorded_at")
-        batch.drop_column("error_role")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch rebuild would drop the table's triggers.
+    op.execute("ALTER TABLE observations DROP COLUMN error_recorded_at")
+    op.execute("ALTER TABLE observations DROP COLUMN error_role")
