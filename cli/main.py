@@ -908,12 +908,14 @@ def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bo
         writer.writeheader()
         writer.writerows(data["completed_by_month"])
         return
-    pct = "-" if data["within_pct"] is None else f"{data['within_pct']}%"
-    verdict = "meets" if data["meets_target"] else "misses"
-    click.echo(
-        f"Incomplete pathways: {data['incomplete']}; within 18 weeks: "
-        f"{data['within_standard']} ({pct}, {verdict} the 92% standard)"
-    )
+    if data["within_pct"] is None:
+        click.echo("Incomplete pathways: 0 (nobody is waiting, so the 92% standard does not apply)")
+    else:
+        verdict = "meets" if data["meets_target"] else "misses"
+        click.echo(
+            f"Incomplete pathways: {data['incomplete']}; within 18 weeks: "
+            f"{data['within_standard']} ({data['within_pct']}%, {verdict} the 92% standard)"
+        )
     if data["at_risk"]:
         click.echo("At or near breach (16+ weeks):")
         click.echo(

@@ -87,7 +87,11 @@ class Catalog:
             try:
                 return self._by_key[(workflow_id, version)]
             except KeyError:
-                raise NotFound(f"workflow {workflow_id} version {version} is not loaded") from None
+                loaded = ", ".join(str(v) for (i, v) in sorted(self._by_key) if i == workflow_id) or "none"
+                raise NotFound(
+                    f"workflow {workflow_id} version {version} is not loaded (loaded: {loaded}); "
+                    "give the folder of its file with --workflows DIR or PATHWAY_WORKFLOWS"
+                ) from None
         versions = [v for (i, v) in self._by_key if i == workflow_id]
         if not versions:
             known = ", ".join(self.ids()) or "none"

@@ -187,6 +187,8 @@ class Clinic:
         key = export.pseudonym_key(pseudonymize)
         if fmt not in export.FORMATS:
             raise InvalidInput(f"--format: {fmt!r} is not one of {', '.join(export.FORMATS)}")
+        if pathway is not None:
+            self.catalog.get(pathway)  # an unknown pathway is NotFound, not an empty file
         return export.write_events(out, export.event_rows(self.store, key, pathway), fmt)
 
     def report_bottlenecks(
@@ -332,6 +334,8 @@ class Clinic:
         if pathway is not None:
             found = [e for e in found if e.pathway == pathway]
             if not found:
+                if pathway not in self.catalog.ids():
+                    self.catalog.get(pathway)  # "unknown pathway", with the known ones
                 raise NotFound(f"{patient} has no enrollment in {pathway}")
         open_ = [e for e in found if e.is_open]
         if len(open_) > 1:
@@ -870,7 +874,7 @@ class Clinic:
             self._outbox(
                 tx,
                 "enrollment.migrated",
-                enrollment,
+                replace(enrollment, pathway_version=to_version),  # the envelope tells where it is now
                 recorded,
                 trigger="migrate",
                 **{"from": enrollment.state, "to": enrollment.state},

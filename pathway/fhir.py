@@ -138,6 +138,11 @@ SCORE_CODES: Mapping[str, tuple[str, str, str]] = {
     "pgic": (PATHWAY_CODES, "pgic", "Patient Global Impression of Change (1-7)"),
 }
 SCORE_KINDS: Mapping[str, tuple[str, ...]] = {"baseline": ("nrs", "ndi"), "follow_up": ("nrs", "ndi", "pgic")}
+# The `ndi` field is the Neck Disability Index only in a cervical pathway; elsewhere (the
+# lumbar pathway's field is "disability index, raw score 0-50") it is not claimed as one.
+REGION_SCORE_CODES: Mapping[tuple[str, str], tuple[str, str, str]] = {
+    ("lumbar", "ndi"): (PATHWAY_CODES, "disability-index-total", "Disability index raw total score (0-50)"),
+}
 
 # CPT codes for the first level of a session (the add-on codes for further levels,
 # 64491/64492, 64494/64495, 64634, 64636, are billing detail left out).
@@ -275,12 +280,14 @@ def _procedure(obs: Observation, workflow: Workflow, refs: Mapping[str, str]) ->
     return resource
 
 
-def _scores(obs: Observation, refs: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _scores(
+    obs: Observation, refs: Mapping[str, str], region: str | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     for name in SCORE_KINDS.get(obs.kind, ()):
         value = obs.get(name)
         if value is None:
             continue
-        system, code, display = SCORE_CODES[name]
+        system, code, display = REGION_SCORE_CODES.get((region or "", name)) or SCORE_CODES[name]
         resource: dict[str, Any] = {
             "resourceType": "Observation",
             "identifier": [{"system": OBSERVATION_SYSTEM, "value": f"{obs.id}/{name}"}],
@@ -383,7 +390,7 @@ def build_bundle(
     for obs in sorted(observations, key=lambda o: (o.effective_at, o.id)):
         if obs.kind in PROCEDURE_TEXT:
             entries.append((_urn(*key, "procedure", obs.id), _procedure(obs, workflow, refs)))
-        for suffix, resource in _scores(obs, refs):
+        for suffix, resource in _scores(obs, refs, workflow.region):
             entries.append((_urn(*key, "observation", suffix), resource))
 
     return {

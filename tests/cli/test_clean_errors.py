@@ -148,3 +148,32 @@ def test_digits_of_other_scripts_are_not_numbers(tmp_path: Path) -> None:
     assert code == 1 and "weeks" in err
     code, _, _ = pathway(tmp_path, "--role", "physician", *weeks, "weeks=8")
     assert code == 0
+
+
+def test_an_unknown_pathway_is_named_as_such_by_every_command(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    for args in (
+        ["export", "events", "--pathway", "cervical-neurotmy"],
+        ["status", "P1", "--pathway", "cervical-neurotmy"],
+        ["history", "P1", "--pathway", "cervical-neurotmy"],
+        ["sweep", "--pathway", "cervical-neurotmy"],
+        ["list", "--pathway", "cervical-neurotmy"],
+    ):
+        code, out, err = pathway(tmp_path, *args)
+        assert code == 4, args
+        assert "unknown pathway 'cervical-neurotmy' (known: cervical-neurotomy, lumbar-neurotomy)" in err, (
+            args
+        )
+        assert out == "", args  # no empty export file's header either
+
+
+def test_a_version_that_is_not_loaded_says_how_to_load_it(tmp_path: Path) -> None:
+    from pathway import Catalog, NotFound
+
+    with pytest.raises(NotFound, match=r"version 7 is not loaded \(loaded: 1\); give the folder of its file"):
+        Catalog.discover().get("cervical-neurotomy", 7)
+
+
+def test_rtt_with_nobody_waiting_says_so(tmp_path: Path) -> None:
+    code, out, _ = pathway(tmp_path, "report", "rtt")
+    assert code == 0 and out.startswith("Incomplete pathways: 0 (nobody is waiting")

@@ -393,3 +393,27 @@ def test_cli_missing_file_and_unknown_patient(db_url: str, tmp_path: Path) -> No
     assert missing.exit_code == 1 and "cannot read" in missing.output
     unknown = run(db_url, "export", "fhir", "NOBODY")
     assert unknown.exit_code == 4 and "no patient" in unknown.output
+
+
+def test_a_lumbar_disability_score_is_not_called_the_neck_disability_index(clinic: Clinic) -> None:
+    clinic.enroll("L1", "lumbar-neurotomy", at="2026-01-05")
+    clinic.advance("L1", "start_evaluation", at="2026-01-10")
+    clinic.record("L1", "baseline", BASELINE, at="2026-01-10")
+    clinic.enroll("C1", "cervical-neurotomy", at="2026-01-05")
+    clinic.advance("C1", "start_evaluation", at="2026-01-10")
+    clinic.record("C1", "baseline", BASELINE, at="2026-01-10")
+
+    def disability(patient: str) -> list[dict[str, Any]]:
+        bundle = json.loads(fhir.export_json(clinic, patient))
+        return [
+            coding
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Observation"
+            for coding in e["resource"]["code"]["coding"]
+            if coding["code"] != "72514-3"
+        ]
+
+    (lumbar,) = disability("L1")
+    assert lumbar["code"] == "disability-index-total" and "Neck" not in lumbar["display"]
+    (cervical,) = disability("C1")
+    assert cervical["code"] == "ndi-total" and cervical["display"].startswith("Neck Disability Index")

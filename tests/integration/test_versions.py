@@ -54,6 +54,11 @@ def test_new_version_leaves_open_enrollments_pinned_and_migrate_moves_them(
         last = clinic.history("P1")[-1]
         assert (last.trigger, last.from_state, last.to_state) == ("migrate", "referred", "referred")
         assert dict(last.payload) == {"from_version": 1, "to_version": 2}
+        (moved,) = [m["message"] for m in clinic.outbox() if m["message"]["type"] == "enrollment.migrated"]
+        assert (moved["pathway_version"], moved["from_version"], moved["to_version"]) == (2, 1, 2)
+        # Asked about a time before the migration, it was on version 1.
+        assert clinic.status("P1", at="2026-01-08T12:00:00Z").version == 1
+        assert clinic.status("P1", at="2026-01-09").version == 2
         # the migrated enrollment now runs on version 2's machine
         clinic.advance("P1", "start_evaluation", at="2026-01-10")
         clinic.advance("P1", "order_imaging", at="2026-01-11")
