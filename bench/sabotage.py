@@ -540,8 +540,8 @@ def environment(copy: Path, backend: str, pg_url: str | None) -> dict[str, str]:
 def check_imports(copy: Path) -> str:
     """Where `pathway`, `cli` and `workflows` come from in the copy: they must be the copy's."""
     probe = (
-        "import pathway, cli.main, workflows.spine; "
-        "print(pathway.__file__, cli.main.__file__, workflows.spine.__file__)"
+        "import pathway, pathway_cli.main, pathway_workflows.spine; "
+        "print(pathway.__file__, pathway_cli.main.__file__, pathway_workflows.spine.__file__)"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],

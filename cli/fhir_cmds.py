@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from cli.main import PATHWAY_HELP, json_option, settings
-from cli.output import emit_json, whole_file
+from .main import PATHWAY_HELP, json_option, settings
+from .output import emit_json, whole_file
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
@@ -66,7 +66,7 @@ def register(cli: click.Group) -> None:
         import_.add_command(import_fhir)
 
 
-# Importing this module (cli.main does) adds the commands; register() is idempotent.
-from cli.main import cli as _cli  # noqa: E402
+# Importing this module (pathway_cli.main does) adds the commands; register() is idempotent.
+from .main import cli as _cli  # noqa: E402
 
 register(_cli)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.output import checks_text, day, emit_json, status_text, table, whole_file
+from .output import checks_text, day, emit_json, status_text, table, whole_file
 
 if TYPE_CHECKING:
     from pathway import Clinic
@@ -1277,7 +1277,7 @@ def db_upgrade() -> None:
 
 
 # The FHIR commands live in their own module, which registers them into the groups above.
-from cli import fhir_cmds as _fhir_cmds  # noqa: E402, F401
+from . import fhir_cmds as _fhir_cmds  # noqa: E402, F401
 
 
 def main() -> None:

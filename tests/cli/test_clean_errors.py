@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from pathway_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ def test_an_observation_id_too_large_for_the_database_is_a_usage_error(tmp_path:
 
 def test_a_reader_that_closes_the_pipe_early_stops_the_export_quietly(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'clinic.db'}"
-    python = [sys.executable, "-m", "cli.main", "--db", db, "--actor", "sam"]
+    python = [sys.executable, "-m", "pathway_cli.main", "--db", db, "--actor", "sam"]
     subprocess.run(
         [*python, "simulate", "--patients", "300", "--seed", "2"], cwd=ROOT, check=True, capture_output=True
     )

@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from pathway_cli.main import cli
 
 Run = Callable[..., Result]
 

@@ -104,6 +104,45 @@ def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(fresh_env: Pa
     assert (work / "demo.db").exists()
 
 
+@pytest.mark.slow
+def test_a_host_application_with_its_own_workflows_and_cli_packages(fresh_env: Path, tmp_path: Path) -> None:
+    """pathway installs its command line and shipped pathways as pathway_cli and
+    pathway_workflows, so an application with packages named `cli` and `workflows`
+    (common names) can embed it: with top-level names, its own shadowed ours and
+    every pathway vanished without an error."""
+    host = tmp_path / "hostapp"
+    for package in ("workflows", "cli"):
+        (host / package).mkdir(parents=True)
+        (host / package / "__init__.py").write_text("HOST = True\n")
+    embedded = subprocess.run(
+        [
+            str(fresh_env / "bin" / "python"),
+            "-c",
+            "import cli, workflows; assert cli.HOST and workflows.HOST\n"
+            "from pathway import Clinic\n"
+            "with Clinic.open('sqlite:///host.db') as clinic:\n"
+            "    print(','.join(clinic.catalog.ids()))\n"
+            "    clinic.enroll('H1', 'cervical-neurotomy', at='2026-01-05')\n",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=host,
+        env=clean_env(),
+        check=False,
+    )
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.stdout.strip() == "cervical-neurotomy,lumbar-neurotomy"
+    listed = subprocess.run(
+        [str(fresh_env / "bin" / "pathway"), "--db", "sqlite:///host.db", "list", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=host,
+        env=clean_env(),
+        check=False,
+    )
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["patient"] == "H1", listed.stderr
+
+
 PLUGIN_MODULE = '''
 """A clinic's own guard, shipped as an installed package."""
 from pathway import Criteria, guard
@@ -174,7 +213,7 @@ def test_a_plugin_package_contributes_a_guard_to_a_local_pathway(fresh_env: Path
     assert run("advance", "P1", "treat").returncode == 0
     # the same file without the plug-in installed names the unknown guard
     missing = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--workflows", str(local), "workflows", "list"],
+        [sys.executable, "-m", "pathway_cli.main", "--workflows", str(local), "workflows", "list"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -21,7 +21,7 @@ KILLS = 10  # per command: 20 in all
 
 def pathway(db: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--db", f"sqlite:///{db}", "--actor", "crash", *args],
+        [sys.executable, "-m", "pathway_cli.main", "--db", f"sqlite:///{db}", "--actor", "crash", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -91,7 +91,16 @@ def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_pat
             kill_after(pathway(db, "import", "referrals", str(csv)), rng.uniform(0.1, 0.8) * whole)
             killed_mid_import += check_whole(db).get("enrollments", 0) < rows
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "--db", f"sqlite:///{db}", "import", "referrals", str(csv)],
+            [
+                sys.executable,
+                "-m",
+                "pathway_cli.main",
+                "--db",
+                f"sqlite:///{db}",
+                "import",
+                "referrals",
+                str(csv),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,

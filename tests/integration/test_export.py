@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic, InvalidInput
 from pathway.export import event_rows, pseudonym
+from pathway_cli.main import cli
 
 KEY = "a-secret-key-of-some-length"
 XES = "{http://www.xes-standard.org/}"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.fhir_cmds import register
-from cli.main import cli
 from pathway import Clinic, InvalidInput, NotFound, fhir
+from pathway_cli.fhir_cmds import register
+from pathway_cli.main import cli
 
 register(cli)
 

@@ -30,12 +30,12 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cli.main import cli
 from pathway import Clinic, ConcurrencyError, GuardRefused, InvalidInput, RoleRefused, fields
 from pathway.definition import FieldSpec, KindSpec
 from pathway.guards import installed_guards
 from pathway.loader import load_file
 from pathway.store.tables import observations
+from pathway_cli.main import cli
 from tests.integration.test_concurrency import check_invariants
 from tests.integration.test_crash_safety import check_whole
 
@@ -140,7 +140,7 @@ def trace(statement):
 @event.listens_for(Engine, "connect")
 def _on_connect(dbapi_connection, _record):
     dbapi_connection.set_trace_callback(trace)
-from cli.main import cli
+from pathway_cli.main import cli
 cli.main(sys.argv[1:], prog_name="pathway")
 """
 KILLED_COMMANDS = {
@@ -469,7 +469,7 @@ def test_the_cli_never_prints_a_database_password(url: str, command: list[str]) 
 def test_a_real_process_shows_no_traceback_and_no_password_for_a_bad_url() -> None:
     """The same at the console: the catch-all in the CLI holds in a real process."""
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--db", BAD_URLS["bad-port"], "status", "P1"],
+        [sys.executable, "-m", "pathway_cli.main", "--db", BAD_URLS["bad-port"], "status", "P1"],
         cwd=ROOT,
         capture_output=True,
         text=True,

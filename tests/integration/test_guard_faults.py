@@ -86,10 +86,10 @@ def test_a_plugin_may_not_replace_a_guard(tmp_path: Path, monkeypatch: pytest.Mo
         "GUARDS = {'eligibility': always}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    shipped = EntryPoint("spine", "workflows.spine:GUARDS", "pathway.guards")
+    shipped = EntryPoint("spine", "pathway_workflows.spine:GUARDS", "pathway.guards")
     shadow = EntryPoint("zz_shadow", "shadow_guards:GUARDS", "pathway.guards")
     with pytest.raises(
-        DefinitionError, match=r"guard .eligibility. is already defined by workflows\.spine:GUARDS"
+        DefinitionError, match=r"guard .eligibility. is already defined by pathway_workflows\.spine:GUARDS"
     ):
         registry_from([shipped, shadow])
     # The same entry point seen twice (two metadata copies of one install) is not a clash.

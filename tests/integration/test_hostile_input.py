@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from cli.main import cli
 from pathway import Clinic, DefinitionError, InvalidInput, PathwayError
 from pathway.guards import installed_guards
 from pathway.loader import load_text
 from pathway.timeutil import to_utc
+from pathway_cli.main import cli
 
 FAST = settings(
     max_examples=250,

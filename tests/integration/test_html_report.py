@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic
 from pathway.html_report import BOTTLENECK_COLUMNS, time_in_state, transitions_taken, wip_over_time
 from pathway.simulate import simulate
+from pathway_cli.main import cli
 from tests.conftest import PG_URL, _pg_database
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

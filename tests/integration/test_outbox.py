@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic, GuardRefused
+from pathway_cli.main import cli
 
 PATHWAY = "cervical-neurotomy"
 
@@ -219,7 +219,7 @@ def test_follow_keeps_delivering_through_failures_and_stops_on_sigterm(tmp_path:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "pathway_cli.main",
             "--db",
             db,
             "outbox",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic
+from pathway_cli.main import cli
 
 GOOD = (
     "patient,referred_at,pathway,profile,name\n"

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cli.main import cli
 from pathway import Clinic
 from pathway.reports import bottlenecks
 from pathway.simulate import simulate
+from pathway_cli.main import cli
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from cli.main import cli
 from pathway import Clinic
 from pathway.simulate import simulate
+from pathway_cli.main import cli
 
 
 def cohort_log(url: str) -> list[tuple[object, ...]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic, NotFound, RoleRefused
+from pathway_cli.main import cli
 
 
 def unanswered(clinic: Clinic, patient: str, *days: str) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic, DefinitionError
 from pathway.catalog import Catalog
+from pathway_cli.main import cli
 
 SHIPPED = Path(__file__).resolve().parents[2] / "workflows" / "cervical-neurotomy.yaml"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
 from pathway import Clinic
+from pathway_cli.main import cli
 
 BASELINE = {
     "onset_date": "2025-05-01",
