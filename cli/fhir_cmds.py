@@ -46,14 +46,20 @@ def import_fhir(file: str, as_json: bool) -> None:
     """Enroll the patient of a FHIR referral FILE: a ServiceRequest (or a Bundle with one
     ServiceRequest and its Patient). The pathway comes from instantiatesCanonical
     (https://pathway.invalid/fhir/PlanDefinition/ID, default cervical-neurotomy) and the
-    referral time from authoredOn."""
+    referral time from authoredOn. Sending the same referral again changes nothing."""
     from pathway import fhir
 
-    status = fhir.import_file(settings().clinic(), file)
+    data = fhir.read_file(file)
+    status, enrolled = fhir.enroll_referral(settings().clinic(create=True), data)
     if as_json:
-        emit_json(status.to_dict())
-    else:
+        emit_json({**status.to_dict(), "enrolled": enrolled})
+    elif enrolled:
         click.echo(f"enrolled {status.patient} in {status.pathway} v{status.version}: {status.state}")
+    else:
+        click.echo(
+            f"{status.patient} is already enrolled in {status.pathway} from this referral "
+            f"(opened {status.opened_at.date().isoformat()}): nothing changed"
+        )
 
 
 def register(cli: click.Group) -> None:

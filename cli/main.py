@@ -35,10 +35,16 @@ class Settings:
     json: bool = False
     clinics: list[Clinic] = field(default_factory=list)
 
-    def clinic(self, db: str | None = None) -> Clinic:
+    def clinic(self, db: str | None = None, *, create: bool = False) -> Clinic:
+        """The clinic at --db. Only commands that bring patients in (`create`: enroll,
+        import, simulate, demo) may start a new SQLite file: for any other, a file that
+        does not exist is a mistyped path, not an empty clinic."""
         from pathway import Clinic
 
-        clinic = Clinic.open(db or self.db, workflows=self.workflows, actor=self.actor, role=self.role)
+        url = db or self.db
+        if not create:
+            _require_sqlite_file(url)
+        clinic = Clinic.open(url, workflows=self.workflows, actor=self.actor, role=self.role)
         self.clinics.append(clinic)
         return clinic
 
@@ -46,6 +52,26 @@ class Settings:
         from pathway import Catalog
 
         return Catalog.discover(self.workflows)
+
+
+def _require_sqlite_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from pathway import NotFound
+
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        return  # Clinic.open names the problem
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = os.path.expanduser(parsed.database)
+    if not os.path.exists(path):
+        raise NotFound(
+            f"no database at {path}: check --db (or PATHWAY_DB); a new one is made by the first "
+            "enroll, import or simulate, or by `pathway db upgrade`"
+        )
 
 
 def _error_json(exc: Exception) -> dict[str, Any]:
@@ -205,7 +231,7 @@ def enroll(
     patient: str, pathway: str, profile: str | None, name: str | None, at: str | None, as_json: bool
 ) -> None:
     """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts."""
-    status = settings().clinic().enroll(patient, pathway, profile=profile, name=name, at=at)
+    status = settings().clinic(create=True).enroll(patient, pathway, profile=profile, name=name, at=at)
     if as_json:
         emit_json(status.to_dict())
     else:
@@ -450,7 +476,7 @@ def demo(cohort: int, html_path: str | None, as_json: bool) -> None:
     url = s.db if s.db_given else DEMO_DB
     if not s.db_given:
         _remove_sqlite_file(url)
-    clinic = s.clinic(url)
+    clinic = s.clinic(url, create=True)
     if clinic.list():
         from pathway import InvalidInput
 
@@ -783,7 +809,7 @@ def simulate(
     from pathway.simulate import simulate as run
     from pathway.timeutil import to_utc
 
-    clinic = settings().clinic()
+    clinic = settings().clinic(create=True)
     first = to_utc(start, name="--start").date() if start else None
     last = to_utc(until, name="--until").date() if until else None
     show_bar = sys.stderr.isatty() and not as_json
@@ -1099,7 +1125,7 @@ def import_referrals(file: str, pathway: str | None, skip_invalid: bool, as_json
     and without --skip-invalid nothing is imported (exit 1). Running the same
     file again enrolls nobody twice.
     """
-    clinic = settings().clinic()
+    clinic = settings().clinic(create=True)
     show_bar = sys.stderr.isatty() and not as_json
     with click.progressbar(
         length=_count_rows(file), label="importing", file=sys.stderr, hidden=not show_bar

@@ -40,7 +40,7 @@ from pathway.errors import (
 from pathway.machine import PathwayMachine, TriggerCheck, machine_for
 from pathway.record import Enrollment, Event, Observation, PatientRecord
 from pathway.store.repository import Store, Tx
-from pathway.timeutil import When, days_between, to_utc, utcnow
+from pathway.timeutil import When, days_between, not_in_future, to_utc, utcnow
 from pathway.views import Migrated, Status, Summary, Transitioned, iso
 
 logger = logging.getLogger("pathway")
@@ -511,7 +511,7 @@ class Clinic:
                 workflow.roles,
             )
         recorded = utcnow()
-        when = to_utc(at, default=recorded)
+        when = not_in_future(to_utc(at, default=recorded), recorded)
         with self.store.write() as tx:
             row = tx.find_patient(patient)
             if row is None:
@@ -578,7 +578,7 @@ class Clinic:
         Returns the stored observation (its `id` is what `correct` takes)."""
         actor, role = self._who(actor, role)
         recorded = utcnow()
-        when = to_utc(at, default=recorded)
+        when = not_in_future(to_utc(at, default=recorded), recorded)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             workflow = self.workflow_of(enrollment)
@@ -654,7 +654,7 @@ class Clinic:
         if not reason_text:
             raise InvalidInput("--reason: say why the observation is wrong")
         recorded = utcnow()
-        when = to_utc(at, default=recorded)
+        when = not_in_future(to_utc(at, default=recorded), recorded)
         with self.store.write() as tx:
             _check_patient_id(patient)
             row = tx.find_patient(patient)
@@ -726,7 +726,7 @@ class Clinic:
         actor, role = self._who(actor, role)
         reason = _check_text(reason, "--reason", MAX_REASON)
         recorded = utcnow()
-        when = to_utc(at, default=recorded)
+        when = not_in_future(to_utc(at, default=recorded), recorded)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             if expected_version is not None and enrollment.version != expected_version:
@@ -823,7 +823,7 @@ class Clinic:
         if unknown:
             raise InvalidInput(f"--state: unknown state(s) {', '.join(sorted(unknown))} in {pathway}")
         recorded = utcnow()
-        when = to_utc(at, default=recorded)
+        when = not_in_future(to_utc(at, default=recorded), recorded)
         with self.store.read() as tx:
             candidates = [
                 e
@@ -899,7 +899,7 @@ class Clinic:
         nothing more to do. Each is its own transaction, recorded under `actor` (default
         "sweep") and the acting role, which must be one the transitions allow: if any that
         is due needs another role, nothing is applied and RoleRefused names it."""
-        when = to_utc(at)
+        when = not_in_future(to_utc(at), utcnow())
         actor = _check_text(actor, "actor", MAX_NAME, one_line=True) or "sweep"
         _, role = self._who(actor, role)
         if pathway is not None:

@@ -37,8 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pathway.errors import InvalidInput, PathwayError
-from pathway.timeutil import to_utc
+from pathway.errors import AlreadyEnrolled, InvalidInput, NotFound, PathwayError
+from pathway.timeutil import not_in_future, to_utc, utcnow
 from pathway.views import Status, iso
 
 if TYPE_CHECKING:
@@ -66,6 +66,9 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 
 # Deterministic urn:uuid ids: uuid5 over this namespace and a resource key.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+
+# ServiceRequest.intent codes that make it an order (a referral), not a proposal or plan.
+ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
 
 # Value sets of the statuses `check_bundle` verifies (FHIR R4B required bindings).
 EPISODE_STATUSES = frozenset(
@@ -652,6 +655,11 @@ def referral_of(data: Any) -> dict[str, Any]:
         raise InvalidInput(
             f"ServiceRequest.status: {_shown(request.get('status'))} is not an active referral"
         )
+    if request.get("intent") not in ORDER_INTENTS:
+        raise InvalidInput(
+            f"ServiceRequest.intent: {_shown(request.get('intent'))} is not a referral "
+            f"(expected {', '.join(ORDER_INTENTS)}; a proposal or plan is not yet a referral)"
+        )
     if patient is not None:
         identifier = _identifier(patient.get("identifier"), "Patient.identifier")
     else:
@@ -673,11 +681,19 @@ def referral_of(data: Any) -> dict[str, Any]:
         raise InvalidInput("ServiceRequest.instantiatesCanonical: names more than one pathway")
     if ours:
         pathway = ours[0]["id"]
+    versions = sorted({m["version"] for m in ours if m["version"]})
     authored = request.get("authoredOn")
     return {
         "patient": identifier,
         "pathway": pathway,
-        "at": to_utc(authored, name="ServiceRequest.authoredOn") if authored else None,
+        "versions": versions,
+        "at": (
+            not_in_future(
+                to_utc(authored, name="ServiceRequest.authoredOn"), utcnow(), name="ServiceRequest.authoredOn"
+            )
+            if authored
+            else None
+        ),
         "name": _name(patient),
     }
 
@@ -691,12 +707,44 @@ def import_referral(clinic: Clinic, data: Any) -> Status:
     `instantiatesCanonical` `PLAN_DEFINITION_BASE/<id>[|<version>]` (default
     cervical-neurotomy; enrollment is always on the latest version); the referral time
     by `authoredOn` (default now). Only `active` ServiceRequests are accepted."""
+    return enroll_referral(clinic, data)[0]
+
+
+def enroll_referral(clinic: Clinic, data: Any) -> tuple[Status, bool]:
+    """`import_referral`, and whether it enrolled: the same referral sent again (the patient
+    already enrolled in the pathway at its `authoredOn`) changes nothing and returns
+    (that enrollment's status, False), as `import referrals` skips a row seen before."""
     referral = referral_of(data)
-    return clinic.enroll(referral["patient"], referral["pathway"], name=referral["name"], at=referral["at"])
+    for version in referral["versions"]:
+        try:
+            clinic.catalog.get(referral["pathway"], int(version))
+        except (ValueError, NotFound):
+            known = ", ".join(map(str, clinic.catalog.versions(referral["pathway"])))
+            raise InvalidInput(
+                f"ServiceRequest.instantiatesCanonical: {referral['pathway']} has no version "
+                f"{_shown(version)} here (versions: {known})"
+            ) from None
+    try:
+        status = clinic.enroll(
+            referral["patient"], referral["pathway"], name=referral["name"], at=referral["at"]
+        )
+    except AlreadyEnrolled:
+        if referral["at"] is None:
+            raise
+        status = clinic.status(referral["patient"], pathway=referral["pathway"])
+        if status.opened_at != referral["at"]:
+            raise
+        return status, False
+    return status, True
 
 
 def import_file(clinic: Clinic, path: str | Path) -> Status:
     """`import_referral` on a JSON file; unreadable or malformed files raise `InvalidInput`."""
+    return import_referral(clinic, read_file(path))
+
+
+def read_file(path: str | Path) -> Any:
+    """The parsed JSON of a referral file; unreadable or malformed files raise `InvalidInput`."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -712,4 +760,4 @@ def import_file(clinic: Clinic, path: str | Path) -> Status:
     except ValueError as exc:  # an integer of more digits than Python converts
         detail = "a number has too many digits" if "digits" in str(exc) else _shown(str(exc))
         raise InvalidInput(f"{path}: not valid JSON: {detail}") from None
-    return import_referral(clinic, data)
+    return data

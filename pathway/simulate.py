@@ -18,6 +18,7 @@ from typing import Any
 
 from pathway.clinic import Clinic
 from pathway.errors import InvalidInput, NotFound, Refused
+from pathway.timeutil import not_in_future, utcnow
 
 PHYSICIAN = "physician"
 COORDINATOR = "coordinator"
@@ -256,6 +257,7 @@ def simulate(
     p = parameters or CohortParameters()
     workflow = clinic.catalog.get(pathway)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
+    not_in_future(until_at, utcnow(), name="--until")  # journeys are what has happened
     first = start or (until_at.date() - timedelta(days=p.arrival_span_days))
     span = ((referrals_until or until_at.date()) - first).days  # arrival days: first + 0..span-1
     if span < 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pathway.errors import InvalidTime
 
@@ -46,6 +46,22 @@ def to_utc(value: When, *, name: str = "--at", default: datetime | None = None) 
     if not EARLIEST_YEAR <= result.year <= LATEST_YEAR:
         raise InvalidTime(f"{name}: year {result.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
     return result
+
+
+#: How far ahead of now an effective time may be: a date typed in a time zone ahead of
+#: UTC is midnight UTC of a day that may not have begun there yet.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def not_in_future(when: datetime, now: datetime, *, name: str = "--at") -> datetime:
+    """`when`, unless it is more than FUTURE_TOLERANCE after `now`: what has not happened
+    cannot be recorded (and an event in the future would refuse every change until then)."""
+    if when > now + FUTURE_TOLERANCE:
+        raise InvalidTime(
+            f"{name}: {when.isoformat().replace('+00:00', 'Z')} is in the future; record what has "
+            "happened, when it has happened"
+        )
+    return when
 
 
 def from_storage(value: datetime) -> datetime:

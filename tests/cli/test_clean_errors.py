@@ -175,5 +175,56 @@ def test_a_version_that_is_not_loaded_says_how_to_load_it(tmp_path: Path) -> Non
 
 
 def test_rtt_with_nobody_waiting_says_so(tmp_path: Path) -> None:
+    assert pathway(tmp_path, "db", "upgrade")[0] == 0
     code, out, _ = pathway(tmp_path, "report", "rtt")
     assert code == 0 and out.startswith("Incomplete pathways: 0 (nobody is waiting")
+
+
+def test_a_mistyped_database_path_is_not_an_empty_clinic(tmp_path: Path) -> None:
+    typo = tmp_path / "clinc.db"
+    for args in (
+        ["list"],
+        ["status", "P1"],
+        ["worklist"],
+        ["report", "rtt"],
+        ["export", "events"],
+        ["outbox", "list"],
+        ["sweep"],
+        ["--role", "physician", "record", "P1", "contact_attempt", "outcome=reached"],
+    ):
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{typo}", "--actor", "sam", *args])
+        assert result.exit_code == 4, args
+        assert result.stderr.strip() == (
+            f"error: no database at {typo}: check --db (or PATHWAY_DB); a new one is made by "
+            "the first enroll, import or simulate, or by `pathway db upgrade`"
+        ), args
+        assert not typo.exists(), args
+    result = CliRunner().invoke(
+        cli, ["--db", f"sqlite:///{typo}", "enroll", "P1", "--pathway", "cervical-neurotomy"]
+    )
+    assert result.exit_code == 0 and typo.exists()
+    assert CliRunner().invoke(cli, ["--db", f"sqlite:///{typo}", "list"]).exit_code == 0
+
+
+def test_what_has_not_happened_cannot_be_recorded(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()  # a zone ahead of UTC
+    later = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    code, _, err = pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", later)
+    assert code == 1 and f"--at: {later}T00:00:00Z is in the future" in err
+    assert pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", tomorrow)[0] == 0
+    for args in (
+        ["advance", "P1", "start_evaluation", "--at", later],
+        ["record", "P1", "contact_attempt", "outcome=reached", "--at", later],
+        ["sweep", "--at", later],
+        ["simulate", "--patients", "3", "--until", later],
+    ):
+        code, _, err = pathway(tmp_path, *args)
+        assert code == 1 and "is in the future" in err, args
+    csv = tmp_path / "referrals.csv"
+    csv.write_text(
+        f"patient,referred_at,pathway\nR1,2026-01-05,cervical-neurotomy\nR2,{later},cervical-neurotomy\n"
+    )
+    code, _, err = pathway(tmp_path, "import", "referrals", str(csv))
+    assert code == 1 and "line 3: referred_at:" in err and "is in the future" in err

@@ -310,6 +310,16 @@ def test_an_exported_referral_round_trips(clinic: Clinic) -> None:
         (service_request(status="nonsense"), "ServiceRequest.status"),
         (service_request(intent=None), "invalid FHIR ServiceRequest"),
         (service_request(authoredOn="yesterday"), "invalid FHIR ServiceRequest"),
+        (
+            service_request(authoredOn="2099-01-01"),
+            "ServiceRequest.authoredOn: 2099-01-01T00:00:00Z is in the future",
+        ),
+        (service_request(intent="proposal"), "ServiceRequest.intent: 'proposal' is not a referral"),
+        (service_request(intent="plan"), "ServiceRequest.intent: 'plan' is not a referral"),
+        (
+            service_request(instantiatesCanonical=[PLAN + "lumbar-neurotomy|99"]),
+            r"lumbar-neurotomy has no version '99' here \(versions: 1\)",
+        ),
         (service_request(subject={"display": "someone"}), "no identifier"),
         (service_request(subject={"reference": "Patient/x"}), "is not in the input"),
         (service_request(instantiatesCanonical=["http://elsewhere/PlanDefinition/x"]), "is a pathway"),
@@ -343,8 +353,18 @@ def test_cli_import_then_export(db_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "enrolled MRN-9 in lumbar-neurotomy" in result.output
 
+    # The same referral again changes nothing (as a rerun of `import referrals`)...
     again = run(db_url, "import", "fhir", str(referral))
-    assert again.exit_code == 1 and "already has an open enrollment" in again.output
+    assert again.exit_code == 0 and "already enrolled in lumbar-neurotomy from this referral" in again.output
+    assert "nothing changed" in again.output
+    # ... while another referral for an open enrollment is refused.
+    other = referral_bundle()
+    next(e for e in other["entry"] if e["resource"]["resourceType"] == "ServiceRequest")["resource"][
+        "authoredOn"
+    ] = "2026-02-01"
+    referral.write_text(json.dumps(other))
+    refused = run(db_url, "import", "fhir", str(referral))
+    assert refused.exit_code == 1 and "already has an open enrollment" in refused.output
 
     result = run(db_url, "export", "fhir", "MRN-9")
     assert result.exit_code == 0, result.output
@@ -389,6 +409,7 @@ def test_cli_bad_files_exit_1_without_traceback(
 
 
 def test_cli_missing_file_and_unknown_patient(db_url: str, tmp_path: Path) -> None:
+    assert run(db_url, "db", "upgrade").exit_code == 0
     missing = run(db_url, "import", "fhir", str(tmp_path / "nope.json"))
     assert missing.exit_code == 1 and "cannot read" in missing.output
     unknown = run(db_url, "export", "fhir", "NOBODY")
