@@ -133,6 +133,7 @@ def test_a_level_outside_the_region_is_refused(run: Run) -> None:
 
 
 def test_unknown_patient_exits_4(run: Run) -> None:
+    assert run("db", "upgrade").exit_code == 0
     result = run("status", "NOBODY")
     assert result.exit_code == 4 and "enroll them first" in result.output
 
@@ -215,7 +216,9 @@ def test_environment_variables_choose_database_actor_and_role(tmp_path: Path) ->
 
 @pytest.mark.parametrize("db", ["sqlite:///{tmp}/missing/x.db", "mysql://x/y", "not a url at all::"])
 def test_a_bad_database_is_one_clear_error(tmp_path: Path, db: str) -> None:
-    result = CliRunner().invoke(cli, ["--db", db.format(tmp=tmp_path), "list"])
+    # enroll: a command that may make a new database, so the URL itself is judged
+    enroll = ["enroll", "P1", "--pathway", "cervical-neurotomy"]
+    result = CliRunner().invoke(cli, ["--db", db.format(tmp=tmp_path), *enroll])
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "Traceback" not in result.output
 

@@ -313,6 +313,7 @@ def test_an_internal_error_is_one_line_without_a_traceback(
         raise RuntimeError("nrs 4711 of patient P1")
 
     monkeypatch.setattr(Clinic, "status", broken)
+    Clinic.open(f"sqlite:///{tmp_path / 'p.db'}").close()
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'p.db'}", "status", "P1"])
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1

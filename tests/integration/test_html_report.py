@@ -184,6 +184,7 @@ def test_report_html_writes_the_file_and_says_where(tmp_path: Path) -> None:
 
 def test_report_html_to_a_path_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'p.db'}"
+    Clinic.open(db).close()
     missing = tmp_path / "no" / "such" / "dir" / "r.html"
     result = CliRunner().invoke(cli, ["--db", db, "report", "html", "--output", str(missing)])
     assert result.exit_code == 1
