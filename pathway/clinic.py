@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pathway import fields
 from pathway.catalog import Catalog
@@ -42,6 +42,12 @@ from pathway.record import Enrollment, Event, Observation, PatientRecord
 from pathway.store.repository import Store, Tx
 from pathway.timeutil import When, days_between, not_in_future, to_utc, utcnow
 from pathway.views import Migrated, Status, Summary, Transitioned, iso
+
+if TYPE_CHECKING:  # imported where used: each pulls in more than most commands need
+    from pathway.outbox import DeliveryReport
+    from pathway.referrals import ImportReport
+    from pathway.reports import BottleneckReport, RttReport
+    from pathway.worklist import Item as WorklistItem
 
 logger = logging.getLogger("pathway")
 
@@ -152,7 +158,7 @@ class Clinic:
         actor: str | None = None,
         role: str | None = None,
         progress: Callable[[int], None] | None = None,
-    ) -> Any:
+    ) -> ImportReport:
         """Enroll every referral of a CSV file (or (line, row) pairs); see `pathway.referrals`.
 
         Every row is validated first; with problems and without `skip_invalid`,
@@ -193,7 +199,7 @@ class Clinic:
 
     def report_bottlenecks(
         self, *, pathway: str | None = None, since: When = None, until: When = None, as_of: When = None
-    ) -> Any:
+    ) -> BottleneckReport:
         """The bottleneck report (see `pathway.reports.bottlenecks`)."""
         from pathway.reports import bottlenecks
 
@@ -208,7 +214,7 @@ class Clinic:
             until=to_utc(until, name="--until") if until else None,
         )
 
-    def report_rtt(self, *, pathway: str | None = None, as_of: When = None) -> Any:
+    def report_rtt(self, *, pathway: str | None = None, as_of: When = None) -> RttReport:
         """The referral-to-treatment report (see `pathway.reports.rtt`)."""
         from pathway.reports import rtt
 
@@ -249,13 +255,13 @@ class Clinic:
             until=to_utc(until, name="--until") if until else None,
         )
 
-    def worklist(self, *, as_of: When = None, role: str | None = None) -> Any:
+    def worklist(self, *, as_of: When = None, role: str | None = None) -> list[WorklistItem]:
         """What needs action, most urgent first (see `pathway.worklist`)."""
         from pathway.worklist import worklist
 
         return worklist(self, as_of=to_utc(as_of, name="--as-of"), role=role)
 
-    def deliver_outbox(self, url: str, **options: Any) -> Any:
+    def deliver_outbox(self, url: str, **options: Any) -> DeliveryReport:
         """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
         from pathway.outbox import deliver
 

@@ -88,6 +88,12 @@ class Event:
     def day(self) -> date:
         return self.effective_at.date()
 
+    def to_dict(self) -> dict[str, Any]:
+        """As `pathway history --json` prints it."""
+        from pathway.views import event_dict
+
+        return event_dict(self)
+
 
 def _chronological(obs: Observation) -> tuple[datetime, int]:
     return (obs.effective_at, obs.id)
