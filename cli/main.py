@@ -698,12 +698,17 @@ def workflows_validate(files: tuple[str, ...], as_json: bool) -> None:
     help="Mermaid stateDiagram-v2 or Graphviz DOT.",
 )
 @click.option("--version", "version", type=int, help="A version (default the latest).")
-def workflows_diagram(workflow_id: str, fmt: str, version: int | None) -> None:
+@json_option
+def workflows_diagram(workflow_id: str, fmt: str, version: int | None, as_json: bool) -> None:
     """Print WORKFLOW_ID's state diagram as Mermaid or DOT text."""
     from pathway import diagram
 
     wf = settings().catalog().get(workflow_id, version)
-    click.echo(diagram.mermaid(wf) if fmt == "mermaid" else diagram.dot(wf), nl=False)
+    text = diagram.mermaid(wf) if fmt == "mermaid" else diagram.dot(wf)
+    if as_json:
+        emit_json({"id": wf.id, "version": wf.version, "format": fmt, "diagram": text})
+    else:
+        click.echo(text, nl=False)
 
 
 @workflows.command("schema")
@@ -1046,8 +1051,9 @@ def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_jso
     "work in progress is charted up to it.",
 )
 @click.option("--as-of", "as_of", help="Judge as of this date (default now): later events ignored.")
+@json_option
 def report_html(
-    output: str, pathway: str | None, since: str | None, until: str | None, as_of: str | None
+    output: str, pathway: str | None, since: str | None, until: str | None, as_of: str | None, as_json: bool
 ) -> None:
     """One self-contained HTML page for clinic managers, to open offline in a browser: a
     summary, the bottleneck table, time in state per stage, work in progress over time,
@@ -1055,7 +1061,11 @@ def report_html(
     patient is named. Charts are drawn by plotly.js, which is embedded in the file."""
     page = settings().clinic().report_html(pathway=pathway, since=since, until=until, as_of=as_of)
     _write_page(output, page)
-    if output != "-":
+    if output == "-":
+        return
+    if as_json:
+        emit_json({"wrote": output, "bytes": len(page.encode())})
+    else:
         click.echo(f"wrote {output}")
 
 
@@ -1284,7 +1294,8 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@json_option
+def db_upgrade(as_json: bool) -> None:
     """Create or migrate the database schema to the latest revision (Alembic)."""
     from pathway.store import database
 
@@ -1293,7 +1304,9 @@ def db_upgrade() -> None:
         before, after = database.upgrade(engine)
     finally:
         engine.dispose()
-    if before == after:
+    if as_json:
+        emit_json({"database": database.redact(str(engine.url)), "from": before, "to": after})
+    elif before == after:
         click.echo(f"{database.redact(str(engine.url))}: schema already at revision {after}")
     else:
         click.echo(

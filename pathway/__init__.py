@@ -51,6 +51,7 @@ def __getattr__(name: str) -> object:
         return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'pathway' has no attribute {name!r}")
 
+
 __all__ = [
     "AlreadyEnrolled",
     "AmbiguousEnrollment",

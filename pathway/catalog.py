@@ -66,9 +66,13 @@ class Catalog:
         guards = guards or installed_guards()
         dirs = [*shipped_directories(), *env_directories(), *(Path(d) for d in extra_dirs)]
         files: list[Path] = []
+        seen: set[Path] = set()
         for d in dirs:
             if not d.is_dir():
                 raise NotFound(f"workflow directory {str(d)!r} does not exist")
+            if d.resolve() in seen:
+                continue  # the same folder named twice (e.g. the shipped one again) loads once
+            seen.add(d.resolve())
             files += workflow_files(d)
         problems: list[str] = []
         loaded: list[Workflow] = []

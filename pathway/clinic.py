@@ -94,6 +94,16 @@ def _check_text(value: str | None, name: str, limit: int, *, one_line: bool = Fa
     return value or None
 
 
+def _window(since: When, until: When) -> dict[str, datetime | None]:
+    """--since and --until as UTC times; a window that ends before it begins is refused
+    (it would report nothing, which looks like an empty clinic)."""
+    start = to_utc(since, name="--since") if since else None
+    end = to_utc(until, name="--until") if until else None
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(f"--since {iso(start)} is after --until {iso(end)}: nothing could be in between")
+    return {"since": start, "until": end}
+
+
 class Clinic:
     """A clinic's pathway engine over one database."""
 
@@ -114,7 +124,12 @@ class Clinic:
         (in-process; a failing subscriber is logged and does not undo the change).
         Returns a function that unsubscribes."""
         self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+
+        def unsubscribe() -> None:  # calling it again does nothing
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
 
     def _publish(self, messages: list[dict[str, Any]]) -> None:
         for message in messages:
@@ -210,8 +225,7 @@ class Clinic:
             self.catalog,
             as_of=to_utc(as_of, name="--as-of"),
             pathway=pathway,
-            since=to_utc(since, name="--since") if since else None,
-            until=to_utc(until, name="--until") if until else None,
+            **_window(since, until),
         )
 
     def report_rtt(self, *, pathway: str | None = None, as_of: When = None) -> RttReport:
@@ -251,8 +265,7 @@ class Clinic:
             self.catalog,
             as_of=to_utc(as_of, name="--as-of"),
             pathway=pathway,
-            since=to_utc(since, name="--since") if since else None,
-            until=to_utc(until, name="--until") if until else None,
+            **_window(since, until),
         )
 
     def worklist(self, *, as_of: When = None, role: str | None = None) -> list[WorklistItem]:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 from xml.sax.saxutils import quoteattr
 
@@ -76,6 +76,7 @@ _EVENT_ROWS = (
         events.c.actor,
         events.c.role,
         events.c.reason,
+        events.c.payload,
     )
     .join(enrollments, enrollments.c.id == events.c.enrollment_id)
     .join(patients, patients.c.id == enrollments.c.patient_id)
@@ -84,26 +85,51 @@ _EVENT_ROWS = (
 
 
 def event_rows(store: Store, key: bytes | None, pathway: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every event as a flat dict, streamed, oldest enrollment first."""
+    """Every event as a flat dict, streamed, oldest enrollment first; `version` is the
+    workflow version the enrollment was on after the event (a `migrate` event moves it)."""
     query = _EVENT_ROWS if pathway is None else _EVENT_ROWS.where(enrollments.c.pathway_id == pathway)
     with store.engine.connect() as conn:
         result = conn.execution_options(yield_per=2000).execute(query)
-        for r in result:
-            yield {
-                "patient": pseudonym(key, r.patient) if key else r.patient,
-                "pathway": r.pathway,
-                "version": r.version,
-                "enrollment": r.enrollment,
-                "seq": r.seq,
-                "trigger": r.trigger,
-                "from": r.from_state,
-                "to": r.to_state,
-                "at": iso(r.effective_at),
-                "recorded_at": iso(r.recorded_at),
-                "actor": r.actor,
-                "role": r.role,
-                "reason": None if key else r.reason,
-            }
+        for rows in _by_enrollment(result):
+            # Walk back from the enrollment's version now: before each migrate, its from_version.
+            versions, version = [], rows[-1].version
+            for r in reversed(rows):
+                versions.append(version)
+                if r.trigger == "migrate" and isinstance(r.payload, dict) and "from_version" in r.payload:
+                    version = int(r.payload["from_version"])
+            for r, version in zip(rows, reversed(versions), strict=True):
+                yield _flat(r, version, key)
+
+
+def _by_enrollment(result: Iterable[Any]) -> Iterator[list[Any]]:
+    """The rows (ordered by enrollment) in one list per enrollment: memory grows with the
+    longest enrollment, never with the log."""
+    rows: list[Any] = []
+    for r in result:
+        if rows and r.enrollment != rows[-1].enrollment:
+            yield rows
+            rows = []
+        rows.append(r)
+    if rows:
+        yield rows
+
+
+def _flat(r: Any, version: int, key: bytes | None) -> dict[str, Any]:
+    return {
+        "patient": pseudonym(key, r.patient) if key else r.patient,
+        "pathway": r.pathway,
+        "version": version,
+        "enrollment": r.enrollment,
+        "seq": r.seq,
+        "trigger": r.trigger,
+        "from": r.from_state,
+        "to": r.to_state,
+        "at": iso(r.effective_at),
+        "recorded_at": iso(r.recorded_at),
+        "actor": r.actor,
+        "role": r.role,
+        "reason": None if key else r.reason,
+    }
 
 
 def write_events(out: TextIO, rows: Iterator[dict[str, Any]], fmt: str) -> int:

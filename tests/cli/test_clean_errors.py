@@ -3,6 +3,7 @@ database, a pipe closed early) give one clear line, never "internal error"."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pathway.store import database
 from pathway_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,3 +230,40 @@ def test_what_has_not_happened_cannot_be_recorded(tmp_path: Path) -> None:
     )
     code, _, err = pathway(tmp_path, "import", "referrals", str(csv))
     assert code == 1 and "line 3: referred_at:" in err and "is in the future" in err
+
+
+def test_a_report_window_that_ends_before_it_begins_is_refused(tmp_path: Path) -> None:
+    pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", "2026-01-05")
+    for args in (["report", "bottlenecks"], ["report", "html", "-o", "-"]):
+        code, out, err = pathway(tmp_path, *args, "--since", "2026-06-01", "--until", "2026-01-01")
+        assert code == 1 and "--since 2026-06-01T00:00:00Z is after --until 2026-01-01T00:00:00Z" in err
+        assert out == ""
+
+
+def test_the_shipped_workflows_folder_given_again_loads_once(tmp_path: Path) -> None:
+    code, out, err = pathway(tmp_path, "--workflows", str(ROOT / "workflows"), "workflows", "list")
+    assert code == 0 and "cervical-neurotomy" in out and "also defined" not in err
+
+
+def test_every_printing_command_takes_json(tmp_path: Path) -> None:
+    """DESIGN.md: every command that prints takes --json. The exceptions print JSON (the
+    schema, a FHIR Bundle) or choose their format (`export events --format jsonl`)."""
+    import click
+
+    def leaves(command: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
+        if isinstance(command, click.Group):
+            return [leaf for name, sub in command.commands.items() for leaf in leaves(sub, (*path, name))]
+        return [(path, command)]
+
+    without = {
+        " ".join(path)
+        for path, command in leaves(cli, ())
+        if "--json" not in [opt for p in command.params for opt in p.opts]
+    }
+    assert without == {"workflows schema", "export events", "export fhir"}
+    code, out, _ = pathway(tmp_path, "db", "upgrade", "--json")
+    assert code == 0 and json.loads(out)["to"] == database.SCHEMA_HEAD
+    code, out, _ = pathway(tmp_path, "workflows", "diagram", "cervical-neurotomy", "--json")
+    assert code == 0 and json.loads(out)["diagram"].startswith("stateDiagram-v2")
+    code, out, _ = pathway(tmp_path, "report", "html", "-o", str(tmp_path / "r.html"), "--json")
+    assert code == 0 and json.loads(out)["wrote"] == str(tmp_path / "r.html")

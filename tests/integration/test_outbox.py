@@ -175,6 +175,7 @@ def test_subscribers_run_after_commit_and_not_for_refusals(clinic: Clinic) -> No
     assert clinic.status("P1").state == "declined"
     assert len(seen) == 3
     unsubscribe()
+    unsubscribe()  # a second call does nothing
     clinic.enroll("P2", PATHWAY, at="2026-01-05")
     assert len(seen) == 3
 

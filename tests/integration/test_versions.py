@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def test_new_version_leaves_open_enrollments_pinned_and_migrate_moves_them(
         # Asked about a time before the migration, it was on version 1.
         assert clinic.status("P1", at="2026-01-08T12:00:00Z").version == 1
         assert clinic.status("P1", at="2026-01-09").version == 2
+        # The event log says which version each event happened on.
+        out = io.StringIO()
+        clinic.export_events(out, "jsonl")
+        p1 = [json.loads(line) for line in out.getvalue().splitlines() if '"P1"' in line]
+        assert [(e["trigger"], e["version"]) for e in p1] == [("enroll", 1), ("migrate", 2)]
         # the migrated enrollment now runs on version 2's machine
         clinic.advance("P1", "start_evaluation", at="2026-01-10")
         clinic.advance("P1", "order_imaging", at="2026-01-11")
