@@ -66,7 +66,7 @@ def _require_sqlite_file(url: str) -> None:
         return  # Clinic.open names the problem
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
-    path = os.path.expanduser(parsed.database)
+    path = parsed.database  # as SQLite opens it: relative to here, no ~ expansion
     if not os.path.exists(path):
         raise NotFound(
             f"no database at {path}: check --db (or PATHWAY_DB); a new one is made by the first "

@@ -40,7 +40,7 @@ from pathway.errors import (
 from pathway.machine import PathwayMachine, TriggerCheck, machine_for
 from pathway.record import Enrollment, Event, Observation, PatientRecord
 from pathway.store.repository import Store, Tx
-from pathway.timeutil import When, days_between, not_in_future, to_utc, utcnow
+from pathway.timeutil import When, days_between, effective, to_utc, utcnow
 from pathway.views import Migrated, Status, Summary, Transitioned, iso
 
 if TYPE_CHECKING:  # imported where used: each pulls in more than most commands need
@@ -339,10 +339,11 @@ class Clinic:
         return self._known_roles
 
     def _resolve(
-        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool
+        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool, at: datetime | None = None
     ) -> tuple[Enrollment, list[Enrollment]]:
         """The enrollment a command means: the open one (chosen by `pathway` when there are
-        several), or for reading, the latest closed one; with all of the patient's enrollments."""
+        several), or for reading, the latest closed one; with all of the patient's enrollments.
+        With `at` (reading), the episode as it stood then, replayed from its events."""
         _check_patient_id(patient)
         family = tx.enrollments_of_identifier(patient)
         if not family:
@@ -356,6 +357,8 @@ class Clinic:
                 if pathway not in self.catalog.ids():
                     self.catalog.get(pathway)  # "unknown pathway", with the known ones
                 raise NotFound(f"{patient} has no enrollment in {pathway}")
+        if at is not None:
+            return self._episode_at(tx, patient, found, at), family
         open_ = [e for e in found if e.is_open]
         if len(open_) > 1:
             names = ", ".join(e.pathway for e in open_)
@@ -406,15 +409,21 @@ class Clinic:
 
         return PatientRecord(enrollment, now, load_observations, load_events, reason=reason)
 
-    def _as_of(self, tx: Tx, enrollment: Enrollment, when: datetime) -> Enrollment:
-        """`enrollment` as it stood at `when`; NotFound if it began after."""
-        (found,) = self._rewound(tx, [enrollment], when) or (None,)
-        if found is None:
+    def _episode_at(self, tx: Tx, patient: str, found: list[Enrollment], when: datetime) -> Enrollment:
+        """Of a patient's enrollments `found`, the one that stood at `when` (open then, else
+        the latest closed by then), as it stood; NotFound if none had begun."""
+        began = self._rewound(tx, [e for e in found if e.opened_at <= when], when)
+        if not began:
+            first = min(found, key=lambda e: e.opened_at)
             raise NotFound(
-                f"{enrollment.patient} was not yet enrolled in {enrollment.pathway} at {iso(when)} "
-                f"(enrolled {iso(enrollment.opened_at)})"
+                f"{patient} was not yet enrolled in {first.pathway if len(found) == 1 else 'a pathway'} "
+                f"at {iso(when)} (enrolled {iso(first.opened_at)})"
             )
-        return found
+        open_then = [e for e in began if e.is_open]
+        if len(open_then) > 1:
+            names = ", ".join(e.pathway for e in open_then)
+            raise AmbiguousEnrollment(f"{patient} had open enrollments in {names}: choose one with --pathway")
+        return open_then[0] if open_then else max(began, key=lambda e: (e.opened_at, e.id))
 
     def _rewound(self, tx: Tx, rows: list[Enrollment], when: datetime) -> list[Enrollment]:
         """`rows` as they stood at `when`: one changed since is replayed from its events, one
@@ -423,8 +432,8 @@ class Clinic:
         if not later:
             return rows
         events: dict[int, list[Event]] = {}
-        for start in range(0, len(later), 5000):  # a bound list of ids, in pieces
-            for event in tx.events_of(later[start : start + 5000]):
+        for start in range(0, len(later), 900):  # bound ids in pieces (old SQLite allows 999)
+            for event in tx.events_of(later[start : start + 900]):
                 events.setdefault(event.enrollment_id, []).append(event)
         result = []
         for e in rows:
@@ -438,32 +447,43 @@ class Clinic:
 
     def _replay(self, enrollment: Enrollment, events: list[Event], when: datetime) -> Enrollment | None:
         """The enrollment after its events up to `when` (seq order), as `advance` and
-        `migrate` left it then; None when its first event is later."""
+        `migrate` left it then; None when its first event is later. Each event is read
+        with the workflow version the enrollment was on at the time (a migration may have
+        renamed or dropped states since)."""
         past = [e for e in events if e.effective_at <= when]
         if not past:
             return None
-        migrations = [e for e in events[len(past) :] if e.trigger == "migrate"]
-        version = int(migrations[0].payload["from_version"]) if migrations else enrollment.pathway_version
-        workflow = self.catalog.get(enrollment.pathway, version)
+        # The version after each event: walk back from now through the migrations.
+        versions, version = [], enrollment.pathway_version
+        for e in reversed(events):
+            versions.append(version)
+            if e.trigger == "migrate":
+                version = int(e.payload["from_version"])
+        after = list(reversed(versions))
         state, held_from, entered = past[0].to_state, None, past[0].effective_at
-        for e in past[1:]:
+        for i, e in enumerate(past[1:], 1):
             if e.trigger == "migrate":
                 continue
+            workflow = self.catalog.get(enrollment.pathway, after[i])
+            before = self.catalog.get(enrollment.pathway, after[i - 1])
             if workflow.state(e.to_state).hold:  # as advance: a hold remembers where it came from
-                held_from = held_from if workflow.state(state).hold else state
+                held_from = held_from if before.state(state).hold else state
             else:
                 held_from = None
             if e.to_state != state:
                 entered = e.effective_at
             state = e.to_state
         last = past[-1]
+        version = after[len(past) - 1]
         return replace(
             enrollment,
             pathway_version=version,
             state=state,
             held_from=held_from,
             entered_state_at=entered,
-            closed_at=last.effective_at if workflow.state(state).terminal else None,
+            closed_at=last.effective_at
+            if self.catalog.get(enrollment.pathway, version).state(state).terminal
+            else None,
             last_event_at=last.effective_at,
             last_seq=last.seq,
         )
@@ -530,7 +550,7 @@ class Clinic:
                 workflow.roles,
             )
         recorded = utcnow()
-        when = not_in_future(to_utc(at, default=recorded), recorded)
+        when = effective(at, recorded)
         with self.store.write() as tx:
             row = tx.find_patient(patient)
             if row is None:
@@ -597,7 +617,7 @@ class Clinic:
         Returns the stored observation (its `id` is what `correct` takes)."""
         actor, role = self._who(actor, role)
         recorded = utcnow()
-        when = not_in_future(to_utc(at, default=recorded), recorded)
+        when = effective(at, recorded)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             workflow = self.workflow_of(enrollment)
@@ -673,7 +693,7 @@ class Clinic:
         if not reason_text:
             raise InvalidInput("--reason: say why the observation is wrong")
         recorded = utcnow()
-        when = not_in_future(to_utc(at, default=recorded), recorded)
+        when = effective(at, recorded)
         with self.store.write() as tx:
             _check_patient_id(patient)
             row = tx.find_patient(patient)
@@ -745,7 +765,7 @@ class Clinic:
         actor, role = self._who(actor, role)
         reason = _check_text(reason, "--reason", MAX_REASON)
         recorded = utcnow()
-        when = not_in_future(to_utc(at, default=recorded), recorded)
+        when = effective(at, recorded)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             if expected_version is not None and enrollment.version != expected_version:
@@ -842,7 +862,7 @@ class Clinic:
         if unknown:
             raise InvalidInput(f"--state: unknown state(s) {', '.join(sorted(unknown))} in {pathway}")
         recorded = utcnow()
-        when = not_in_future(to_utc(at, default=recorded), recorded)
+        when = effective(at, recorded)
         with self.store.read() as tx:
             candidates = [
                 e
@@ -918,7 +938,9 @@ class Clinic:
         nothing more to do. Each is its own transaction, recorded under `actor` (default
         "sweep") and the acting role, which must be one the transitions allow: if any that
         is due needs another role, nothing is applied and RoleRefused names it."""
-        when = not_in_future(to_utc(at), utcnow())
+        when = effective(at, utcnow())
+        if actor is not None and not actor.strip():
+            raise InvalidInput("actor: empty: say who is sweeping (--actor), or leave it out for 'sweep'")
         actor = _check_text(actor, "actor", MAX_NAME, one_line=True) or "sweep"
         _, role = self._who(actor, role)
         if pathway is not None:
@@ -973,11 +995,11 @@ class Clinic:
         criterion; changes nothing. `role` marks which the role may fire."""
         when = to_utc(at)
         with self.store.read() as tx:
-            enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
+            enrollment, family = self._resolve(
+                tx, patient, pathway, for_write=False, at=None if at is None else when
+            )
             if at is None:  # "now" is never before what has already happened
                 when = max(when, enrollment.last_event_at)
-            else:  # as the enrollment stood then
-                enrollment = self._as_of(tx, enrollment, when)
             machine = self.machine_of(self.workflow_of(enrollment))
             record = self._record(tx, enrollment, family, when, reason=reason)
             if trigger is None:
@@ -989,9 +1011,9 @@ class Clinic:
         with `at`, where it stood then (replayed from its events)."""
         when = to_utc(at)
         with self.store.read() as tx:
-            enrollment, family = self._resolve(tx, patient, pathway, for_write=False)
-            if at is not None:
-                enrollment = self._as_of(tx, enrollment, when)
+            enrollment, family = self._resolve(
+                tx, patient, pathway, for_write=False, at=None if at is None else when
+            )
             return self._status(tx, enrollment, family, when, role=None)
 
     def _status(
@@ -1032,18 +1054,23 @@ class Clinic:
             "closed_at": enrollment.closed_at,
         }
 
-    def history(self, patient: str, *, pathway: str | None = None) -> list[Event]:
-        """The enrollment's events, oldest first."""
+    def history(self, patient: str, *, pathway: str | None = None, at: When = None) -> list[Event]:
+        """The enrollment's events, oldest first; with `at`, of the episode that stood then,
+        up to then."""
+        when = None if at is None else to_utc(at)
         with self.store.read() as tx:
-            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False)
-            return tx.events_of([enrollment.id])
+            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False, at=when)
+            found = tx.events_of([enrollment.id])
+        return found if when is None else [e for e in found if e.effective_at <= when]
 
     def observations(
-        self, patient: str, *, pathway: str | None = None, kind: str | None = None
+        self, patient: str, *, pathway: str | None = None, kind: str | None = None, at: When = None
     ) -> list[Observation]:
-        """The enrollment's observations, corrections included (marked entered-in-error)."""
+        """The enrollment's observations, corrections included (marked entered-in-error);
+        with `at`, of the episode that stood then."""
+        when = None if at is None else to_utc(at)
         with self.store.read() as tx:
-            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False)
+            enrollment, _ = self._resolve(tx, patient, pathway, for_write=False, at=when)
             found = [self._decoded(o, enrollment) for o in tx.observations_of([enrollment.id])]
             return [o for o in found if kind is None or o.kind == kind]
 
@@ -1065,7 +1092,8 @@ class Clinic:
             if state not in known:
                 raise InvalidInput(f"--state: unknown state {state!r} (states: {', '.join(sorted(known))})")
         with self.store.read() as tx:
-            if at is None:
+            latest = tx.latest_event_at() if at is not None else None
+            if at is None or latest is None or latest <= when:  # nothing to replay: filter in SQL
                 rows = tx.list_enrollments(pathway=pathway, state=state, open_only=open_only)
             else:
                 rows = self._rewound(tx, tx.list_enrollments(pathway=pathway), when)

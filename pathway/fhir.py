@@ -37,8 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pathway.errors import AlreadyEnrolled, InvalidInput, NotFound, PathwayError
-from pathway.timeutil import not_in_future, to_utc, utcnow
+from pathway.errors import InvalidInput, NotFound, PathwayError
+from pathway.timeutil import effective, utcnow
 from pathway.views import Status, iso
 
 if TYPE_CHECKING:
@@ -687,13 +687,7 @@ def referral_of(data: Any) -> dict[str, Any]:
         "patient": identifier,
         "pathway": pathway,
         "versions": versions,
-        "at": (
-            not_in_future(
-                to_utc(authored, name="ServiceRequest.authoredOn"), utcnow(), name="ServiceRequest.authoredOn"
-            )
-            if authored
-            else None
-        ),
+        "at": effective(authored, utcnow(), name="ServiceRequest.authoredOn") if authored else None,
         "name": _name(patient),
     }
 
@@ -724,17 +718,16 @@ def enroll_referral(clinic: Clinic, data: Any) -> tuple[Status, bool]:
                 f"ServiceRequest.instantiatesCanonical: {referral['pathway']} has no version "
                 f"{_shown(version)} here (versions: {known})"
             ) from None
-    try:
-        status = clinic.enroll(
-            referral["patient"], referral["pathway"], name=referral["name"], at=referral["at"]
-        )
-    except AlreadyEnrolled:
-        if referral["at"] is None:
-            raise
-        status = clinic.status(referral["patient"], pathway=referral["pathway"])
-        if status.opened_at != referral["at"]:
-            raise
-        return status, False
+    if referral["at"] is not None:
+        # Seen before: the patient's latest episode in the pathway began at this referral
+        # (open or since closed, as `import referrals` skips a row it has enrolled before).
+        try:
+            latest = clinic.status(referral["patient"], pathway=referral["pathway"])
+        except NotFound:
+            latest = None
+        if latest is not None and latest.opened_at == referral["at"]:
+            return latest, False
+    status = clinic.enroll(referral["patient"], referral["pathway"], name=referral["name"], at=referral["at"])
     return status, True
 
 

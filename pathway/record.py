@@ -110,8 +110,8 @@ class PatientRecord:
     `observations` and `events` belong to this enrollment; `region_observations`
     and `region_events` cover every enrollment of the patient in pathways of the
     same region (this one included), for limits that a new episode must not reset.
-    Observations entered in error, and observations and events dated after `now`'s
-    calendar date, are left out. Observations are in chronological order.
+    Observations entered in error or dated after `now`'s calendar date, and events
+    after `now`, are left out. Observations are in chronological order.
 
     The rows are loaded on first use (a trigger without guards reads nothing),
     through loaders that return (own rows, region rows).
@@ -156,9 +156,10 @@ class PatientRecord:
     @cached_property
     def _event_rows(self) -> tuple[tuple[Event, ...], tuple[Event, ...]]:
         own, region = self.load_events()
-        today = self.now.date()  # as observations: nothing dated after now's date
-        own = [e for e in own if e.day <= today]
-        return tuple(sorted(own, key=lambda e: e.seq)), tuple(e for e in region if e.day <= today)
+        # Nothing that happened after now: a state change is an instant (an observation is
+        # of a calendar day), so a check as of 10:00 does not see a 15:00 event that day.
+        own = [e for e in own if e.effective_at <= self.now]
+        return tuple(sorted(own, key=lambda e: e.seq)), tuple(e for e in region if e.effective_at <= self.now)
 
     @property
     def observations(self) -> tuple[Observation, ...]:

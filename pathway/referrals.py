@@ -27,7 +27,7 @@ from pathway.fields import CONTROL as _CONTROL
 from pathway.fields import LINE_BREAKS as _BREAKS
 from pathway.store.bulk import enroll_many
 from pathway.store.repository import Store
-from pathway.timeutil import not_in_future, to_utc, utcnow
+from pathway.timeutil import effective, utcnow
 
 COLUMNS = ("patient", "referred_at", "pathway", "profile", "name")
 REQUIRED = ("patient", "referred_at")
@@ -156,7 +156,7 @@ def _referred_at(text: str) -> datetime | str:
     if not text:
         return "referred_at: required (an ISO date or date-time)"
     try:
-        return not_in_future(to_utc(text, name="referred_at"), utcnow(), name="referred_at")
+        return effective(text, utcnow(), name="referred_at")
     except PathwayError as exc:
         return str(exc)
 

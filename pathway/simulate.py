@@ -257,7 +257,7 @@ def simulate(
     p = parameters or CohortParameters()
     workflow = clinic.catalog.get(pathway)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
-    not_in_future(until_at, utcnow(), name="--until")  # journeys are what has happened
+    not_in_future(until_at, utcnow(), name="--until", date_only=True)  # journeys have happened
     first = start or (until_at.date() - timedelta(days=p.arrival_span_days))
     span = ((referrals_until or until_at.date()) - first).days  # arrival days: first + 0..span-1
     if span < 1:

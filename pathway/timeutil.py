@@ -48,15 +48,30 @@ def to_utc(value: When, *, name: str = "--at", default: datetime | None = None) 
     return result
 
 
-#: How far ahead of now an effective time may be: a date typed in a time zone ahead of
-#: UTC is midnight UTC of a day that may not have begun there yet.
-FUTURE_TOLERANCE = timedelta(days=1)
+#: How far ahead of now an effective time may be. A date is midnight UTC, which in a time
+#: zone ahead of UTC (up to UTC+14) can be a day that has begun there but not in UTC; a
+#: date-time is an instant, allowed only a little clock skew.
+DATE_TOLERANCE = timedelta(hours=14)
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
-def not_in_future(when: datetime, now: datetime, *, name: str = "--at") -> datetime:
-    """`when`, unless it is more than FUTURE_TOLERANCE after `now`: what has not happened
-    cannot be recorded (and an event in the future would refuse every change until then)."""
-    if when > now + FUTURE_TOLERANCE:
+def effective(value: When, now: datetime, *, name: str = "--at") -> datetime:
+    """`value` as a UTC effective time (default `now`), refused when it is in the future:
+    what has not happened cannot be recorded, and an event in the future would refuse
+    every change made in between."""
+    when = to_utc(value, name=name, default=now)
+    return not_in_future(when, now, name=name, date_only=_is_date(value))
+
+
+def _is_date(value: When) -> bool:
+    if isinstance(value, str):
+        return len(value.strip()) == 10
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def not_in_future(when: datetime, now: datetime, *, name: str = "--at", date_only: bool = False) -> datetime:
+    """`when`, unless it is later than now allows (see DATE_TOLERANCE)."""
+    if when > now + (DATE_TOLERANCE if date_only else CLOCK_TOLERANCE):
         raise InvalidTime(
             f"{name}: {when.isoformat().replace('+00:00', 'Z')} is in the future; record what has "
             "happened, when it has happened"

@@ -42,9 +42,7 @@ def worklist(clinic: Clinic, *, as_of: datetime, role: str | None = None) -> lis
     for summary in clinic.list(open_only=True, at=as_of):
         workflow = clinic.catalog.get(summary.pathway, summary.version)
         # As it stood at as_of (`list` replayed the state): later events are not yet known.
-        history = [
-            e for e in clinic.history(summary.patient, pathway=summary.pathway) if e.effective_at <= as_of
-        ]
+        history = clinic.history(summary.patient, pathway=summary.pathway, at=as_of)
         found: list[Item] = []
 
         def add(
@@ -107,7 +105,7 @@ def _follow_up_due(
     done = ablations[-1].effective_at
     recorded = [
         o.effective_at
-        for o in clinic.observations(patient, pathway=pathway, kind="follow_up")
+        for o in clinic.observations(patient, pathway=pathway, kind="follow_up", at=as_of)
         if not o.entered_in_error and o.effective_at.date() <= as_of.date()
     ]
     for months in FOLLOW_UP_MONTHS:

@@ -325,6 +325,11 @@ class Tx:
         query = query.order_by(enrollments.c.entered_state_at, enrollments.c.id)
         return [_enrollment(r._mapping) for r in self.conn.execute(query)]
 
+    def latest_event_at(self) -> datetime | None:
+        """When the latest change of any enrollment took effect (None: no enrollments)."""
+        value = self.conn.execute(select(func.max(enrollments.c.last_event_at))).scalar()
+        return None if value is None else _aware(value)
+
     def add_enrollment(
         self,
         *,

@@ -211,13 +211,21 @@ def test_a_mistyped_database_path_is_not_an_empty_clinic(tmp_path: Path) -> None
 def test_what_has_not_happened_cannot_be_recorded(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()  # a zone ahead of UTC
-    later = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
-    code, _, err = pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", later)
-    assert code == 1 and f"--at: {later}T00:00:00Z is in the future" in err
-    assert pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", tomorrow)[0] == 0
+    from pathway.timeutil import DATE_TOLERANCE
+
+    now = datetime.now(UTC)
+    # A date is midnight UTC: today in a zone up to UTC+14 is let through, later is not.
+    latest_date = (now + DATE_TOLERANCE).date().isoformat()
+    later = (now + DATE_TOLERANCE + timedelta(days=1)).date().isoformat()
+    # A date-time is an instant: an hour ahead is already the future.
+    an_hour_ahead = (now + timedelta(hours=1)).isoformat(timespec="seconds")
+    for at in (later, an_hour_ahead):
+        code, _, err = pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", at)
+        assert code == 1 and "is in the future" in err, at
+    assert pathway(tmp_path, "enroll", "P1", "--pathway", "cervical-neurotomy", "--at", latest_date)[0] == 0
     for args in (
         ["advance", "P1", "start_evaluation", "--at", later],
+        ["advance", "P1", "start_evaluation", "--at", an_hour_ahead],
         ["record", "P1", "contact_attempt", "outcome=reached", "--at", later],
         ["sweep", "--at", later],
         ["simulate", "--patients", "3", "--until", later],

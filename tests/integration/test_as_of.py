@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pathway import Clinic, NotFound
+from pathway import Catalog, Clinic, NotFound
 from pathway.simulate import simulate
 
 START, UNTIL = date(2024, 11, 1), date(2026, 11, 1)
@@ -110,3 +110,51 @@ def test_as_of_follows_holds_and_migrations(clinic: Clinic, tmp_path: Path) -> N
     # While on hold as of then, the checks offered are the hold's: resume goes back to evaluation.
     (resume,) = clinic.check("H1", "resume", at="2026-02-01")
     assert resume.allowed and resume.dest == "evaluation"
+
+
+def test_as_of_finds_the_episode_that_stood_then(clinic: Clinic) -> None:
+    clinic.enroll("E1", "cervical-neurotomy", at="2025-01-01", role="coordinator")
+    clinic.advance("E1", "decline", at="2025-02-01", role="coordinator")
+    clinic.enroll("E1", "cervical-neurotomy", at="2025-06-01", role="coordinator")
+    clinic.advance("E1", "start_evaluation", at="2025-06-05", role="coordinator")
+    first = clinic.status("E1", at="2025-01-15")
+    assert (first.state, first.open, first.opened_at.date().isoformat()) == ("referred", True, "2025-01-01")
+    between = clinic.status("E1", at="2025-03-15")
+    assert (between.state, between.open) == ("declined", False)
+    second = clinic.status("E1", at="2025-06-02")
+    assert (second.state, second.opened_at.date().isoformat()) == ("referred", "2025-06-01")
+    assert [e.trigger for e in clinic.history("E1", at="2025-01-15")] == ["enroll"]
+    assert "start_evaluation" in [c.trigger for c in clinic.check("E1", at="2025-01-15")]
+    items = {(i.patient, i.kind) for i in clinic.worklist(as_of="2025-01-31")}
+    assert ("E1", "over_sla") in items  # referred 30 days in its first episode
+    with pytest.raises(NotFound, match="was not yet enrolled"):
+        clinic.status("E1", at="2024-12-01")
+
+
+def test_as_of_reads_each_event_with_the_version_it_happened_on(clinic: Clinic, tmp_path: Path) -> None:
+    """Version 2 renames `evaluation` to `assessment`: replaying an enrollment that passed
+    through `evaluation` on version 1 and was then migrated must still work."""
+    shipped = Path(__file__).resolve().parents[2] / "workflows" / "cervical-neurotomy.yaml"
+    local = tmp_path / "local"
+    local.mkdir()
+    text = shipped.read_text().replace("version: 1", "version: 2", 1)
+    (local / "v2.yaml").write_text(text.replace("evaluation", "assessment"))
+    clinic.enroll("M1", "cervical-neurotomy", at="2026-01-05", role="coordinator")
+    clinic.advance("M1", "start_evaluation", at="2026-01-06", role="coordinator")
+    clinic.advance("M1", "hold", at="2026-01-07", reason="records", role="coordinator")
+    clinic.advance("M1", "resume", at="2026-01-08", role="coordinator")
+    clinic.advance("M1", "decline", at="2026-01-09", role="coordinator")
+    clinic.enroll("M2", "cervical-neurotomy", at="2026-01-05", role="coordinator")
+    clinic.advance("M2", "start_evaluation", at="2026-01-06", role="coordinator")
+    clinic.advance("M2", "order_imaging", at="2026-01-07", role="physician")
+    with Clinic(clinic.store, Catalog.discover([local]), actor="t", role="physician") as v2:
+        (moved,) = [m for m in v2.migrate("cervical-neurotomy", 2, at="2026-01-10") if m.migrated]
+        assert moved.patient == "M2"
+        v2.advance("M2", "hold", at="2026-01-12", reason="device plan", role="coordinator")
+        then = v2.status("M2", at="2026-01-11")
+        assert (then.state, then.version) == ("imaging", 2)
+        before = v2.status("M2", at="2026-01-06T12:00:00Z")
+        assert (before.state, before.version) == ("evaluation", 1)
+        held = v2.status("M1", at="2026-01-07T12:00:00Z")
+        assert (held.state, held.held_from, held.version) == ("on_hold", "evaluation", 1)
+        assert {s.patient: s.state for s in v2.list(at="2026-01-11")} == {"M1": "declined", "M2": "imaging"}

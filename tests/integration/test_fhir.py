@@ -365,6 +365,12 @@ def test_cli_import_then_export(db_url: str, tmp_path: Path) -> None:
     referral.write_text(json.dumps(other))
     refused = run(db_url, "import", "fhir", str(referral))
     assert refused.exit_code == 1 and "already has an open enrollment" in refused.output
+    # Once the episode is closed, the first referral sent yet again is still not a new one.
+    assert run(db_url, "advance", "MRN-9", "decline").exit_code == 0
+    referral.write_text(json.dumps(referral_bundle()))
+    again = run(db_url, "import", "fhir", str(referral), "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["enrolled"] is False
+    assert json.loads(again.output)["state"] == "declined"
 
     result = run(db_url, "export", "fhir", "MRN-9")
     assert result.exit_code == 0, result.output

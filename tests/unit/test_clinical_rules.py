@@ -620,3 +620,20 @@ def test_reached_attempts_do_not_count(patient: Patient) -> None:
     for when in ("2026-05-01", "2026-05-20", "2026-06-10"):
         patient.add("contact_attempt", when, outcome="reached")
     assert criteria(patient.judge("contact_attempts_exhausted", "2026-07-01")) == {"attempts"}
+
+
+def test_a_record_as_of_a_time_holds_no_event_after_it() -> None:
+    """Asked about 10:00 (a check as of the past), a guard must not see the 15:00 event of
+    the same day: an ablation at 15:00 would count against itself in the yearly limit."""
+    workflow = load_file(WORKFLOWS / "cervical-neurotomy.yaml", installed_guards())
+    p = Patient(workflow, workflow.levels)
+    p.performed("2026-03-09T09:00:00")
+    p.performed("2026-03-09T15:00:00", other=True)
+    p.performed("2026-03-09T15:00:00")
+    now = datetime(2026, 3, 9, 10, tzinfo=UTC)
+    enrollment = Enrollment(
+        1, "P1", workflow.id, workflow.version, "medicare", "x", None, now, now, None, 1, now, 1
+    )
+    record = PatientRecord.build(enrollment, now, [], p.events, [], p.events + p.other_events)
+    assert [e.effective_at.hour for e in record.events] == [9]
+    assert [e.effective_at.hour for e in record.region_events] == [9]
