@@ -507,6 +507,10 @@ def extract(rev: str, overlays: list[str]) -> Path:
         source = ROOT / path
         (target / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target / path)
+    # cli/ and workflows/ are installed as pathway_cli and pathway_workflows; on
+    # PYTHONPATH the copy offers them under those names too, ahead of the installed ones.
+    for installed, folder in (("pathway_cli", "cli"), ("pathway_workflows", "workflows")):
+        (target / installed).symlink_to(folder, target_is_directory=True)
     return target
 
 
