@@ -372,21 +372,30 @@ def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> 
 @click.argument("patient")
 @click.option("--pathway", help=PATHWAY_HELP)
 @click.option("--audit", is_flag=True, help="With --json: observations and corrections too.")
+@click.option(
+    "--at",
+    help="The episode that stood at this time (an earlier one, after enrolling again), up to then.",
+)
 @json_option
-def history(patient: str, pathway: str | None, audit: bool, as_json: bool) -> None:
+def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_json: bool) -> None:
     """PATIENT's history, oldest first: every event, and every observation recorded or marked
     entered-in-error, with who did it, when it took effect and when it was entered.
 
     --json prints the events; --json --audit prints the whole audit trail.
     """
+    from pathway.timeutil import to_utc
     from pathway.views import audit_entries, event_dict
 
     clinic = settings().clinic()
-    events = clinic.history(patient, pathway=pathway)
+    events = clinic.history(patient, pathway=pathway, at=at)
     if as_json and not audit:
         emit_json([event_dict(e) for e in events])
         return
-    entries = audit_entries(events, clinic.observations(patient, pathway=pathway))
+    observations = clinic.observations(patient, pathway=pathway, at=at)
+    if at is not None:
+        until = to_utc(at)
+        observations = [o for o in observations if o.effective_at <= until]
+    entries = audit_entries(events, observations)
     if as_json:
         emit_json(entries)
         return

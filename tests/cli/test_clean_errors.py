@@ -275,3 +275,17 @@ def test_every_printing_command_takes_json(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["diagram"].startswith("stateDiagram-v2")
     code, out, _ = pathway(tmp_path, "report", "html", "-o", str(tmp_path / "r.html"), "--json")
     assert code == 0 and json.loads(out)["wrote"] == str(tmp_path / "r.html")
+
+
+def test_history_at_shows_an_earlier_episode(tmp_path: Path) -> None:
+    enroll = ["enroll", "E1", "--pathway", "cervical-neurotomy"]
+    pathway(tmp_path, *enroll, "--at", "2025-01-01")
+    pathway(tmp_path, "advance", "E1", "decline", "--at", "2025-02-01")
+    pathway(tmp_path, *enroll, "--at", "2025-06-01")
+    code, out, _ = pathway(tmp_path, "history", "E1", "--json")
+    assert code == 0 and [(e["trigger"], e["at"][:10]) for e in json.loads(out)] == [("enroll", "2025-06-01")]
+    code, out, _ = pathway(tmp_path, "history", "E1", "--at", "2025-03-01", "--json")
+    assert [(e["trigger"], e["at"][:10]) for e in json.loads(out)] == [
+        ("enroll", "2025-01-01"),
+        ("decline", "2025-02-01"),
+    ]
