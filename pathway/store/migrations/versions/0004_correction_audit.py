@@ -30,16 +30,24 @@ def upgrade() -> None:
     # backfill runs with them briefly off, in this migration's transaction.
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        op.execute("ALTER TABLE observations DISABLE TRIGGER observations_only_mark_error")
+        guarded = bind.exec_driver_sql(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'observations_only_mark_error' "
+            "AND tgrelid = 'observations'::regclass"
+        ).scalar_one()
+        if guarded:
+            op.execute("ALTER TABLE observations DISABLE TRIGGER observations_only_mark_error")
         op.execute("UPDATE observations SET error_recorded_at = error_at WHERE entered_in_error")
-        op.execute("ALTER TABLE observations ENABLE TRIGGER observations_only_mark_error")
+        if guarded:
+            op.execute("ALTER TABLE observations ENABLE TRIGGER observations_only_mark_error")
     else:
         trigger = bind.exec_driver_sql(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'observations_only_mark_error'"
-        ).scalar_one()
-        op.execute("DROP TRIGGER observations_only_mark_error")
+        ).scalar()
+        if trigger is not None:
+            op.execute("DROP TRIGGER observations_only_mark_error")
         op.execute("UPDATE observations SET error_recorded_at = error_at WHERE entered_in_error = 1")
-        op.execute(trigger)
+        if trigger is not None:
+            op.execute(trigger)
 
 
 def downgrade() -> None:
