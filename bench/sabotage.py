@@ -438,13 +438,13 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "6c",
         "6 privacy",
         "'cannot open' error shows the database password",
-        "ensure_schema renders the engine URL with its password in the error message",
+        "opening the database renders the engine URL with its password in the error message",
         (
             Edit(
                 DATABASE,
-                'redact(str(engine.url))}: {_one_line(exc.orig)}") from None\n    if revision',
-                'engine.url.render_as_string(hide_password=False)}: {_one_line(exc.orig)}") '
-                "from None\n    if revision",
+                'raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}")',
+                'raise StoreError(f"cannot open {engine.url.render_as_string(hide_password=False)}: '
+                '{_one_line(exc.orig)}")  # SABOTAGE',
             ),
         ),
         (PASSWORD, EXTRA + "::test_the_cli_never_prints_a_database_password"),

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from pathway import Clinic, ConcurrencyError, GuardRefused, InvalidInput, RoleRefused, fields
+from pathway import Catalog, Clinic, ConcurrencyError, GuardRefused, InvalidInput, RoleRefused, fields
 from pathway.definition import FieldSpec, KindSpec
 from pathway.guards import installed_guards
 from pathway.loader import load_file
@@ -288,15 +288,26 @@ def test_correcting_needs_a_role_of_the_kind(clinic: Clinic) -> None:
 
 
 def test_enrolling_needs_a_role_of_the_pathway(clinic: Clinic, tmp_path: Path) -> None:
-    """A role the pathway does not name enrolls nobody, one by one or by import (sabotage 4d)."""
-    before = counts(clinic)
-    with pytest.raises(RoleRefused, match="receptionist"):
-        clinic.enroll("R2", PATHWAY, at="2026-01-05", role="receptionist")
-    referrals = tmp_path / "referrals.csv"
-    referrals.write_text(f"patient,referred_at,pathway\nR3,2026-01-05,{PATHWAY}\n")
-    with pytest.raises(RoleRefused, match="receptionist"):
-        clinic.import_referrals(referrals, role="receptionist")
-    assert counts(clinic) == before
+    """A role the pathway does not name enrolls nobody, one by one or by import (sabotage 4d),
+    even one that another loaded pathway has (a typo is refused earlier, as unknown)."""
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "front-desk.yaml").write_text(
+        "id: front-desk\nversion: 1\nroles: [receptionist]\n"
+        "states: {waiting: {initial: true}, seen: {terminal: true}}\n"
+        "transitions: [{trigger: see, source: waiting, dest: seen}]\n"
+    )
+    with Clinic(clinic.store, Catalog.discover([local]), actor="t") as both:
+        before = counts(both)
+        with pytest.raises(RoleRefused, match=f"cannot enroll in {PATHWAY} as receptionist"):
+            both.enroll("R2", PATHWAY, at="2026-01-05", role="receptionist")
+        referrals = tmp_path / "referrals.csv"
+        referrals.write_text(f"patient,referred_at,pathway\nR3,2026-01-05,{PATHWAY}\n")
+        with pytest.raises(RoleRefused, match=f"cannot enroll in {PATHWAY} as receptionist"):
+            both.import_referrals(referrals, role="receptionist")
+        assert counts(both) == before
+        with pytest.raises(RoleRefused, match="unknown role 'receptionst'"):
+            both.enroll("R2", PATHWAY, at="2026-01-05", role="receptionst")
 
 
 # --- 5 hostile input -------------------------------------------------------------------------
