@@ -165,3 +165,24 @@ def test_upgrading_to_0004_keeps_corrections_and_their_append_only_rule(db_url: 
         assert marked.error_recorded_at is not None and not unmarked.entered_in_error
         clinic.correct("P1", unmarked.id, reason="also wrong", at="2026-01-08", role="coordinator")
         assert clinic.observations("P1")[1].error_role == "coordinator"
+
+
+def test_marking_an_observation_in_error_must_say_role_and_entered_time(db_url: str) -> None:
+    """Revision 0004's rule: even in raw SQL, a marking without its role or entered time is
+    refused (the one UPDATE the audit trail allows says who, when, why and as what)."""
+    with Clinic.open(db_url, actor="t") as clinic:
+        clinic.enroll("P1", "cervical-neurotomy", at="2026-01-05", role="coordinator")
+        obs = clinic.record(
+            "P1", "contact_attempt", {"outcome": "reached"}, at="2026-01-06", role="coordinator"
+        )
+        engine = clinic.store.engine
+        marking = (
+            "UPDATE observations SET entered_in_error = :yes, error_reason = 'x', error_actor = 't', "
+            "error_at = error_at_value, error_role = {role}, error_recorded_at = {recorded} WHERE id = :id"
+        )
+        for role, recorded in (("NULL", "recorded_at"), ("'coordinator'", "NULL")):
+            statement = marking.replace("error_at_value", "recorded_at").format(role=role, recorded=recorded)
+            with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement), {"yes": True, "id": obs.id})
+        clinic.correct("P1", obs.id, reason="wrong number", role="coordinator")
+        assert clinic.observations("P1")[0].error_role == "coordinator"
