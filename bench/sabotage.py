@@ -81,6 +81,7 @@ PASSWORD = INTEGRATION + "test_schema.py::test_a_postgres_password_never_appears
 REPOSITORY = "pathway/store/repository.py"
 DATABASE = "pathway/store/database.py"
 MIGRATION = "pathway/store/migrations/versions/0001_initial.py"
+CORRECTION_AUDIT = "pathway/store/migrations/versions/0004_correction_audit.py"
 CLINIC = "pathway/clinic.py"
 
 SABOTAGES: tuple[Sabotage, ...] = (
@@ -233,6 +234,12 @@ SABOTAGES: tuple[Sabotage, ...] = (
         (
             Edit(
                 MIGRATION,
+                "BEFORE UPDATE ON observations\n       WHEN NOT (",
+                "BEFORE UPDATE ON observations\n       WHEN 0 AND NOT (  -- SABOTAGE",
+            ),
+            # Revision 0004 redefines the SQLite trigger: the same there.
+            Edit(
+                CORRECTION_AUDIT,
                 "BEFORE UPDATE ON observations\n       WHEN NOT (",
                 "BEFORE UPDATE ON observations\n       WHEN 0 AND NOT (  -- SABOTAGE",
             ),
