@@ -270,6 +270,17 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "IF OLD.entered_in_error OR NOT NEW.entered_in_error",
                 "IF NOT NEW.entered_in_error  -- SABOTAGE",
             ),
+            # Revision 0004 redefines both: the same there.
+            Edit(
+                CORRECTION_AUDIT,
+                "OLD.entered_in_error = 0 AND NEW.entered_in_error = 1",
+                "NEW.entered_in_error = 1  /* SABOTAGE */",
+            ),
+            Edit(
+                CORRECTION_AUDIT,
+                "IF OLD.entered_in_error OR NOT NEW.entered_in_error",
+                "IF NOT NEW.entered_in_error  -- SABOTAGE",
+            ),
         ),
         (TAMPER, EXTRA + "::test_a_correction_is_final_even_in_raw_sql"),
         ("sqlite", "postgresql"),
