@@ -140,7 +140,8 @@ def registry_from(found: Iterable[Any]) -> GuardRegistry:
         single = GuardRegistry()
         _load_entry_point(single, ep.name, ep.load())
         for name in single.names():
-            if name in source and source[name] != ep.value:
+            same = name in registry and registry[name].fn is single[name].fn  # re-exported
+            if name in source and source[name] != ep.value and not same:
                 # A plug-in must not silently replace a clinical rule (the last loaded would win).
                 raise DefinitionError(
                     f"entry point {ENTRY_POINT_GROUP}:{ep.name}",

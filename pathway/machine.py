@@ -172,6 +172,9 @@ class PathwayMachine:
             verdicts = self.evaluate(spec, record, faults_fail=True)
             if first is None:
                 first = verdicts
+            if any(f.criterion == GUARD_FAULT for v in verdicts for f in v.failures):
+                # `fire` would stop here with GuardError: say so, never "allowed" by the next
+                return TriggerCheck(trigger, dest, False, role is None or role in roles, roles, verdicts)
             if all(v.passed for v in verdicts):
                 return TriggerCheck(trigger, dest, True, role is None or role in roles, roles, verdicts)
         first_dest = candidates[0].dest

@@ -28,6 +28,8 @@ transitions:
   - {trigger: treat, source: waiting, dest: treated, guards: [divides]}
   - {trigger: treat_now, source: waiting, dest: treated, guards: [says_yes]}
   - {trigger: decline, source: waiting, dest: declined}
+  - {trigger: settle, source: waiting, dest: treated, guards: [divides]}
+  - {trigger: settle, source: waiting, dest: declined}
 """
 
 
@@ -74,6 +76,12 @@ def test_a_guard_that_raises_or_returns_nonsense_is_a_guard_error(faulty: Clinic
     items = {(i.patient, i.kind, i.trigger) for i in faulty.worklist(as_of="2026-03-01")}
     assert {("F1", "guard_error", "treat"), ("F1", "guard_error", "treat_now")} <= items
     assert ("C1", "over_sla", None) in items
+    # Of two transitions for one trigger, a fault in the first is not passed over for the
+    # second: `check` says what `advance` would do, and `advance` stops with the fault.
+    (settle,) = faulty.check("F1", "settle")
+    assert not settle.allowed and settle.failures[0].criterion == "guard_fault"
+    with pytest.raises(GuardError, match="guard divides failed"):
+        faulty.advance("F1", "settle", at="2026-01-06")
     # A trigger without the faulty guard still works.
     assert faulty.advance("F1", "decline", at="2026-01-07").to_state == "declined"
 
@@ -92,6 +100,14 @@ def test_a_plugin_may_not_replace_a_guard(tmp_path: Path, monkeypatch: pytest.Mo
         DefinitionError, match=r"guard .eligibility. is already defined by pathway_workflows\.spine:GUARDS"
     ):
         registry_from([shipped, shadow])
+    # The same guard re-exported by another package is not a clash either.
+    (tmp_path / "reexport_guards.py").write_text(
+        "from pathway_workflows.spine import GUARDS as SHIPPED\n"
+        "GUARDS = {'eligibility': SHIPPED['eligibility']}\n"
+    )
+    reexport = EntryPoint("zz_reexport", "reexport_guards:GUARDS", "pathway.guards")
+    assert "eligibility" in registry_from([shipped, reexport])
+    sys.modules.pop("reexport_guards", None)
     # The same entry point seen twice (two metadata copies of one install) is not a clash.
     assert "eligibility" in registry_from([shipped, EntryPoint("spine2", shipped.value, shipped.group)])
     sys.modules.pop("shadow_guards", None)
