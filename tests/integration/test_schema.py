@@ -7,10 +7,21 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from pathway import Clinic, StoreError
 from pathway.store import database
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Bring a database to an older revision than the head, as a past release left it."""
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def test_code_expects_the_head_revision_of_the_migrations() -> None:
@@ -74,15 +85,9 @@ def test_a_postgres_password_never_appears_in_errors() -> None:
 
 
 def test_a_database_at_an_older_revision_is_upgraded_by_db_upgrade(tmp_path: Path) -> None:
-    from alembic import command
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = database.create(url)
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    upgrade_to(engine, "0001")
     with pytest.raises(StoreError, match="pathway db upgrade"):
         Clinic.open(url)
     assert database.upgrade(engine) == ("0001", database.SCHEMA_HEAD)
@@ -95,14 +100,8 @@ def test_a_database_at_an_older_revision_is_upgraded_by_db_upgrade(tmp_path: Pat
 def test_upgrading_to_0004_keeps_corrections_and_their_append_only_rule(db_url: str) -> None:
     """A correction made at revision 0003 gets its effective time as its entered time, and
     afterwards the observations are as append-only as before."""
-    from alembic import command
-
     engine = database.create(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0003")
+    upgrade_to(engine, "0003")
     with engine.begin() as conn:
         conn.execute(
             text(
