@@ -55,19 +55,11 @@ class Settings:
 
 
 def _require_sqlite_file(url: str) -> None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     from pathway import NotFound
+    from pathway.store.database import missing_sqlite_file
 
-    try:
-        parsed = make_url(url.strip())
-    except (ArgumentError, ValueError):
-        return  # Clinic.open names the problem
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = parsed.database  # as SQLite opens it: relative to here, no ~ expansion
-    if not os.path.exists(path):
+    path = missing_sqlite_file(url)
+    if path is not None:
         raise NotFound(
             f"no database at {path}: check --db (or PATHWAY_DB); a new one is made by the first "
             "enroll, import or simulate, or by `pathway db upgrade`"

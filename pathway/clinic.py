@@ -38,7 +38,7 @@ from pathway.errors import (
     RoleRefused,
 )
 from pathway.machine import PathwayMachine, TriggerCheck, machine_for
-from pathway.record import Enrollment, Event, Observation, PatientRecord
+from pathway.record import Enrollment, Event, Observation, PatientRecord, versions_after
 from pathway.store.repository import Store, Tx
 from pathway.timeutil import When, days_between, effective, to_utc, utcnow
 from pathway.views import Migrated, Status, Summary, Transitioned, iso
@@ -73,10 +73,6 @@ def _check_patient_id(patient: str) -> str:
     return patient
 
 
-_CONTROL = fields.CONTROL
-_BREAKS = fields.LINE_BREAKS
-
-
 def _check_text(value: str | None, name: str, limit: int, *, one_line: bool = False) -> str | None:
     """`value` stripped (None when empty); free text (a reason) may span lines, a name
     (`one_line`) may not: it is shown in tables and logs one per line."""
@@ -87,9 +83,9 @@ def _check_text(value: str | None, name: str, limit: int, *, one_line: bool = Fa
     value = value.strip()
     if len(value) > limit:
         raise InvalidInput(f"{name}: longer than {limit} characters")
-    if _CONTROL.search(value):
+    if fields.CONTROL.search(value):
         raise InvalidInput(f"{name}: contains control characters")
-    if one_line and _BREAKS.search(value):
+    if one_line and fields.LINE_BREAKS.search(value):
         raise InvalidInput(f"{name}: must be on one line (no tabs or line breaks)")
     return value or None
 
@@ -453,13 +449,7 @@ class Clinic:
         past = [e for e in events if e.effective_at <= when]
         if not past:
             return None
-        # The version after each event: walk back from now through the migrations.
-        versions, version = [], enrollment.pathway_version
-        for e in reversed(events):
-            versions.append(version)
-            if e.trigger == "migrate":
-                version = int(e.payload["from_version"])
-        after = list(reversed(versions))
+        after = versions_after(events, enrollment.pathway_version)
         state, held_from, entered = past[0].to_state, None, past[0].effective_at
         for i, e in enumerate(past[1:], 1):
             if e.trigger == "migrate":
@@ -941,8 +931,7 @@ class Clinic:
         when = effective(at, utcnow())
         if actor is not None and not actor.strip():
             raise InvalidInput("actor: empty: say who is sweeping (--actor), or leave it out for 'sweep'")
-        actor = _check_text(actor, "actor", MAX_NAME, one_line=True) or "sweep"
-        _, role = self._who(actor, role)
+        actor, role = self._who(actor or "sweep", role)
         if pathway is not None:
             self.catalog.get(pathway)  # an unknown pathway is NotFound, not "nothing to do"
         due: list[tuple[Enrollment, str]] = []

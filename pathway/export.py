@@ -20,6 +20,7 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy import select
 
 from pathway.errors import InvalidInput
+from pathway.record import versions_after
 from pathway.store.repository import Store
 from pathway.store.tables import enrollments, events, patients
 from pathway.views import iso
@@ -91,13 +92,7 @@ def event_rows(store: Store, key: bytes | None, pathway: str | None = None) -> I
     with store.engine.connect() as conn:
         result = conn.execution_options(yield_per=2000).execute(query)
         for rows in _by_enrollment(result):
-            # Walk back from the enrollment's version now: before each migrate, its from_version.
-            versions, version = [], rows[-1].version
-            for r in reversed(rows):
-                versions.append(version)
-                if r.trigger == "migrate" and isinstance(r.payload, dict) and "from_version" in r.payload:
-                    version = int(r.payload["from_version"])
-            for r, version in zip(rows, reversed(versions), strict=True):
+            for r, version in zip(rows, versions_after(rows, rows[-1].version), strict=True):
                 yield _flat(r, version, key)
 
 

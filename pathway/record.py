@@ -5,7 +5,7 @@ Plain frozen dataclasses, no database: the store builds them, guards read them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -93,6 +93,17 @@ class Event:
         from pathway.views import event_dict
 
         return event_dict(self)
+
+
+def versions_after(events: Sequence[Any], now: int) -> list[int]:
+    """The workflow version an enrollment was on after each of `events` (all of its events,
+    seq order), walking back from its version `now` through its migrations."""
+    versions, version = [], now
+    for e in reversed(events):
+        versions.append(version)
+        if e.trigger == "migrate" and isinstance(e.payload, Mapping) and "from_version" in e.payload:
+            version = int(e.payload["from_version"])
+    return versions[::-1]
 
 
 def _chronological(obs: Observation) -> tuple[datetime, int]:

@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 
 from pathway.catalog import Catalog
 from pathway.errors import InvalidInput, PathwayError
-from pathway.fields import CONTROL as _CONTROL
-from pathway.fields import LINE_BREAKS as _BREAKS
+from pathway.fields import CONTROL, LINE_BREAKS
 from pathway.store.bulk import enroll_many
 from pathway.store.repository import Store
 from pathway.timeutil import effective, utcnow
@@ -164,9 +163,9 @@ def _referred_at(text: str) -> datetime | str:
 def _name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"name: longer than {MAX_NAME} characters"
-    if _CONTROL.search(name):
+    if CONTROL.search(name):
         return "name: contains control characters"
-    if _BREAKS.search(name):
+    if LINE_BREAKS.search(name):
         return "name: must be on one line (no tabs or line breaks)"
     return None
 

@@ -76,6 +76,19 @@ def create(url: str) -> Engine:
     raise StoreError(f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names, when that file does not exist (else None): for commands
+    that must not start a new database at a mistyped path."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return None  # `create` names the problem
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = parsed.database  # as SQLite opens it: relative to here, no ~ expansion
+    return None if Path(path).exists() else path
+
+
 def _sqlite(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         folder = Path(database).expanduser().resolve().parent
