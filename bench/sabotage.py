@@ -410,7 +410,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "5e",
         "5 hostile input",
         "FHIR import: RecursionError from deeply nested JSON escapes",
-        "pathway.fhir.import_file no longer turns json's RecursionError into InvalidInput, so a "
+        "pathway.interop.fhir.import_file no longer turns json's RecursionError into InvalidInput, so a "
         "deeply nested file ends in 'internal error' instead of a clear message",
         (
             Edit(

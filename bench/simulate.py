@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pathway import Clinic
-from pathway.simulate import simulate
+from pathway.service.simulate import simulate
 from pathway.store.database import normalize_url
 
 

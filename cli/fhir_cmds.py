@@ -1,4 +1,4 @@
-"""`pathway export fhir` and `pathway import fhir`: thin commands over `pathway.fhir`.
+"""`pathway export fhir` and `pathway import fhir`: thin commands over `pathway.interop.fhir`.
 
 `register(cli)` adds them (creating the `export` and `import` groups when missing).
 """
@@ -32,7 +32,7 @@ def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
 def export_fhir(patient: str, pathway: str | None, output: str | None) -> None:
     """PATIENT's enrollment as a FHIR R4B Bundle (JSON): Patient, EpisodeOfCare, CarePlan,
     a Task per stage, Procedures for blocks and ablations, and NRS/NDI/PGIC Observations."""
-    from pathway import fhir
+    from pathway.interop import fhir
 
     text = fhir.export_json(settings().clinic(), patient, pathway=pathway)
     with whole_file(output) as out:
@@ -47,7 +47,7 @@ def import_fhir(file: str, as_json: bool) -> None:
     ServiceRequest and its Patient). The pathway comes from instantiatesCanonical
     (https://pathway.invalid/fhir/PlanDefinition/ID, default cervical-neurotomy) and the
     referral time from authoredOn. Sending the same referral again changes nothing."""
-    from pathway import fhir
+    from pathway.interop import fhir
 
     data = fhir.read_file(file)
     status, enrolled = fhir.enroll_referral(settings().clinic(create=True), data)

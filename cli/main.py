@@ -68,7 +68,7 @@ def _require_sqlite_file(url: str) -> None:
 
 def _error_json(exc: Exception) -> dict[str, Any]:
     from pathway import GuardRefused, InvalidInput
-    from pathway.verdicts import reasons
+    from pathway.domain.verdicts import reasons
 
     body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, GuardRefused):
@@ -256,8 +256,8 @@ def record(
 
       pathway record MRN123 follow_up nrs=3 ndi=12 pgic=6 --at 2026-09-01
     """
-    from pathway.fields import parse_assignments
-    from pathway.views import observation_dict
+    from pathway.domain.fields import parse_assignments
+    from pathway.service.results import observation_dict
 
     obs = settings().clinic().record(patient, kind, parse_assignments(values), at=at, pathway=pathway)
     if as_json:
@@ -277,7 +277,7 @@ def correct(patient: str, observation_id: int, reason: str, at: str | None, as_j
 
     Record the right value afterwards as a new observation.
     """
-    from pathway.views import observation_dict
+    from pathway.service.results import observation_dict
 
     obs = settings().clinic().correct(patient, observation_id, reason=reason, at=at)
     if as_json:
@@ -331,7 +331,7 @@ def check(
 ) -> None:
     """Why can (or can't) PATIENT go on? Every possible trigger, or just TRIGGER, with every
     unmet criterion. Changes nothing."""
-    from pathway.views import check_dict
+    from pathway.service.results import check_dict
 
     s = settings()
     checks = s.clinic().check(patient, trigger, at=at, pathway=pathway, role=s.role, reason=reason)
@@ -375,8 +375,8 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
 
     --json prints the events; --json --audit prints the whole audit trail.
     """
-    from pathway.timeutil import to_utc
-    from pathway.views import audit_entries, event_dict
+    from pathway.domain.timeutil import to_utc
+    from pathway.service.results import audit_entries, event_dict
 
     clinic = settings().clinic()
     events = clinic.history(patient, pathway=pathway, at=at)
@@ -470,8 +470,8 @@ def demo(cohort: int, html_path: str | None, as_json: bool) -> None:
     The default demo.db is rebuilt on every run; a database given with --db
     must be empty.
     """
-    from pathway import demo as demo_script
-    from pathway.simulate import simulate as run_cohort
+    from pathway.service import demo as demo_script
+    from pathway.service.simulate import simulate as run_cohort
 
     s = settings()
     url = s.db if s.db_given else DEMO_DB
@@ -613,7 +613,7 @@ def workflows_list(as_json: bool) -> None:
 @json_option
 def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None:
     """States, transitions, observation kinds and profiles of WORKFLOW_ID."""
-    from pathway.describe import describe_workflow
+    from pathway.definitions.describe import describe_workflow
 
     wf = settings().catalog().get(workflow_id, version)
     data = describe_workflow(wf)
@@ -661,8 +661,8 @@ def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None
 def workflows_validate(files: tuple[str, ...], as_json: bool) -> None:
     """Check workflow FILES (default: every loaded workflow); exit 1 listing every problem."""
     from pathway import DefinitionError
-    from pathway.guards import installed_guards
-    from pathway.loader import load_file
+    from pathway.definitions.loader import load_file
+    from pathway.domain.guards import installed_guards
 
     results = []
     if not files:
@@ -702,7 +702,7 @@ def workflows_validate(files: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def workflows_diagram(workflow_id: str, fmt: str, version: int | None, as_json: bool) -> None:
     """Print WORKFLOW_ID's state diagram as Mermaid or DOT text."""
-    from pathway import diagram
+    from pathway.definitions import diagram
 
     wf = settings().catalog().get(workflow_id, version)
     text = diagram.mermaid(wf) if fmt == "mermaid" else diagram.dot(wf)
@@ -715,7 +715,7 @@ def workflows_diagram(workflow_id: str, fmt: str, version: int | None, as_json: 
 @workflows.command("schema")
 def workflows_schema() -> None:
     """Print the JSON Schema of the workflow file format (for editors)."""
-    from pathway.schema import workflow_schema
+    from pathway.definitions.schema import workflow_schema
 
     emit_json(workflow_schema())
 
@@ -812,8 +812,8 @@ def simulate(
     The commands are the ordinary enroll, record and advance; 500 patients at a
     time are run in memory and written together, each 500 one transaction.
     """
-    from pathway.simulate import simulate as run
-    from pathway.timeutil import to_utc
+    from pathway.domain.timeutil import to_utc
+    from pathway.service.simulate import simulate as run
 
     clinic = settings().clinic(create=True)
     first = to_utc(start, name="--start").date() if start else None
@@ -1113,7 +1113,7 @@ def export() -> None:
 @click.option("--pathway", help="Only this pathway.")
 def export_events(fmt: str, output: str | None, pseudonymize: bool, pathway: str | None) -> None:
     """Stream the whole event log (memory does not grow with it)."""
-    from pathway.export import pseudonym_key
+    from pathway.interop.event_export import pseudonym_key
 
     pseudonym_key(pseudonymize)  # refuse before creating the output file
     clinic = settings().clinic()

@@ -2,54 +2,110 @@
 
 Each patient's journey through a care pathway is a state machine with guard
 conditions, persisted per patient. Start with `Clinic.open(url)`.
+
+Every public name is imported on first use (`from pathway import Clinic`), so that
+importing a part of the engine (`pathway.domain`, for a plug-in's guards) loads
+neither the database layer nor anything else it does not need.
 """
 
-from pathway.catalog import Catalog
-from pathway.clinic import Clinic
-from pathway.definition import Workflow
-from pathway.errors import (
-    AlreadyEnrolled,
-    AmbiguousEnrollment,
-    ConcurrencyError,
-    DefinitionError,
-    EnrollmentClosed,
-    GuardError,
-    GuardRefused,
-    InvalidInput,
-    InvalidTime,
-    InvalidTrigger,
-    NotFound,
-    PathwayError,
-    Refused,
-    RoleRefused,
-    StoreError,
-)
-from pathway.guards import GuardSpec, guard
-from pathway.machine import TriggerCheck
-from pathway.record import Enrollment, Event, Observation, PatientRecord
-from pathway.verdicts import Criteria, Failure, Verdict
-from pathway.views import Migrated, Status, Summary, Transitioned
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-# Results of the heavier commands, imported on first use (`from pathway import ImportReport`)
-# so that `import pathway` stays quick for the command line.
-_LAZY = {
+from pathway import _moved
+
+__version__ = "0.2.0"
+
+_moved.install()
+
+#: public name -> (module, attribute)
+_PUBLIC = {
+    "Catalog": ("pathway.definitions.catalog", "Catalog"),
+    "Clinic": ("pathway.clinic", "Clinic"),
+    "Workflow": ("pathway.domain.definition", "Workflow"),
+    "GuardSpec": ("pathway.domain.guards", "GuardSpec"),
+    "guard": ("pathway.domain.guards", "guard"),
+    "TriggerCheck": ("pathway.domain.machine", "TriggerCheck"),
+    "Enrollment": ("pathway.domain.record", "Enrollment"),
+    "Event": ("pathway.domain.record", "Event"),
+    "Observation": ("pathway.domain.record", "Observation"),
+    "PatientRecord": ("pathway.domain.record", "PatientRecord"),
+    "Criteria": ("pathway.domain.verdicts", "Criteria"),
+    "Failure": ("pathway.domain.verdicts", "Failure"),
+    "Verdict": ("pathway.domain.verdicts", "Verdict"),
+    "Migrated": ("pathway.service.results", "Migrated"),
+    "Status": ("pathway.service.results", "Status"),
+    "Summary": ("pathway.service.results", "Summary"),
+    "Transitioned": ("pathway.service.results", "Transitioned"),
     "BottleneckReport": ("pathway.reports", "BottleneckReport"),
-    "DeliveryReport": ("pathway.outbox", "DeliveryReport"),
-    "ImportReport": ("pathway.referrals", "ImportReport"),
     "RttReport": ("pathway.reports", "RttReport"),
-    "WorklistItem": ("pathway.worklist", "Item"),
+    "DeliveryReport": ("pathway.interop.delivery", "DeliveryReport"),
+    "ImportReport": ("pathway.interop.referrals", "ImportReport"),
+    "WorklistItem": ("pathway.service.worklist", "Item"),
 }
+_ERRORS = (
+    "AlreadyEnrolled",
+    "AmbiguousEnrollment",
+    "ConcurrencyError",
+    "DefinitionError",
+    "EnrollmentClosed",
+    "GuardError",
+    "GuardRefused",
+    "InvalidInput",
+    "InvalidTime",
+    "InvalidTrigger",
+    "NotFound",
+    "PathwayError",
+    "Refused",
+    "RoleRefused",
+    "StoreError",
+)
+_PUBLIC.update({name: ("pathway.errors", name) for name in _ERRORS})
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time each is imported on first use
+    from pathway.clinic import Clinic
+    from pathway.definitions.catalog import Catalog
+    from pathway.domain.definition import Workflow
+    from pathway.domain.guards import GuardSpec, guard
+    from pathway.domain.machine import TriggerCheck
+    from pathway.domain.record import Enrollment, Event, Observation, PatientRecord
+    from pathway.domain.verdicts import Criteria, Failure, Verdict
+    from pathway.errors import (
+        AlreadyEnrolled,
+        AmbiguousEnrollment,
+        ConcurrencyError,
+        DefinitionError,
+        EnrollmentClosed,
+        GuardError,
+        GuardRefused,
+        InvalidInput,
+        InvalidTime,
+        InvalidTrigger,
+        NotFound,
+        PathwayError,
+        Refused,
+        RoleRefused,
+        StoreError,
+    )
+    from pathway.interop.delivery import DeliveryReport
+    from pathway.interop.referrals import ImportReport
+    from pathway.reports import BottleneckReport, RttReport
+    from pathway.service.results import Migrated, Status, Summary, Transitioned
+    from pathway.service.worklist import Item as WorklistItem
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from importlib import import_module
+    found = _PUBLIC.get(name)
+    if found is None:
+        raise AttributeError(f"module 'pathway' has no attribute {name!r}")
+    value = getattr(import_module(found[0]), found[1])
+    globals()[name] = value  # the next lookup is an ordinary attribute
+    return value
 
-        module, attribute = _LAZY[name]
-        return getattr(import_module(module), attribute)
-    raise AttributeError(f"module 'pathway' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
 
 
 __all__ = [

@@ -23,9 +23,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pathway import fields
-from pathway.catalog import Catalog
-from pathway.definition import Workflow
+from pathway.definitions.catalog import Catalog
+from pathway.domain import fields
+from pathway.domain.definition import Workflow
+from pathway.domain.machine import PathwayMachine, TriggerCheck, machine_for
+from pathway.domain.record import Enrollment, Event, Observation, PatientRecord, versions_after
+from pathway.domain.timeutil import When, days_between, effective, to_utc, utcnow
 from pathway.errors import (
     AlreadyEnrolled,
     AmbiguousEnrollment,
@@ -37,17 +40,14 @@ from pathway.errors import (
     NotFound,
     RoleRefused,
 )
-from pathway.machine import PathwayMachine, TriggerCheck, machine_for
-from pathway.record import Enrollment, Event, Observation, PatientRecord, versions_after
+from pathway.service.results import Migrated, Status, Summary, Transitioned, iso
 from pathway.store.repository import Store, Tx
-from pathway.timeutil import When, days_between, effective, to_utc, utcnow
-from pathway.views import Migrated, Status, Summary, Transitioned, iso
 
 if TYPE_CHECKING:  # imported where used: each pulls in more than most commands need
-    from pathway.outbox import DeliveryReport
-    from pathway.referrals import ImportReport
+    from pathway.interop.delivery import DeliveryReport
+    from pathway.interop.referrals import ImportReport
     from pathway.reports import BottleneckReport, RttReport
-    from pathway.worklist import Item as WorklistItem
+    from pathway.service.worklist import Item as WorklistItem
 
 logger = logging.getLogger("pathway")
 
@@ -170,11 +170,11 @@ class Clinic:
         role: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
-        """Enroll every referral of a CSV file (or (line, row) pairs); see `pathway.referrals`.
+        """Enroll every referral of a CSV file (or (line, row) pairs); see `pathway.interop.referrals`.
 
         Every row is validated first; with problems and without `skip_invalid`,
         nothing is written and the report lists them by line and field."""
-        from pathway import referrals
+        from pathway.interop import referrals
 
         actor, role = self._who(actor, role)
         rows = referrals.read_csv(source) if isinstance(source, str | Path) else source
@@ -199,7 +199,7 @@ class Clinic:
     ) -> int:
         """Stream every event to the text file `out` as csv, jsonl or xes; returns the count.
         With `pseudonymize`, identifiers become keyed hashes (key in PATHWAY_PSEUDONYM_KEY)."""
-        from pathway import export
+        from pathway.interop import event_export as export
 
         key = export.pseudonym_key(pseudonymize)
         if fmt not in export.FORMATS:
@@ -251,8 +251,8 @@ class Clinic:
     def report_html(
         self, *, pathway: str | None = None, since: When = None, until: When = None, as_of: When = None
     ) -> str:
-        """Every report as one self-contained HTML page (see `pathway.html_report`)."""
-        from pathway.html_report import render
+        """Every report as one self-contained HTML page (see `pathway.reports.html`)."""
+        from pathway.reports.html import render
 
         if pathway is not None:
             self.catalog.get(pathway)
@@ -265,14 +265,14 @@ class Clinic:
         )
 
     def worklist(self, *, as_of: When = None, role: str | None = None) -> list[WorklistItem]:
-        """What needs action, most urgent first (see `pathway.worklist`)."""
-        from pathway.worklist import worklist
+        """What needs action, most urgent first (see `pathway.service.worklist`)."""
+        from pathway.service.worklist import worklist
 
         return worklist(self, as_of=to_utc(as_of, name="--as-of"), role=role)
 
     def deliver_outbox(self, url: str, **options: Any) -> DeliveryReport:
-        """POST pending outbox messages to `url` (see `pathway.outbox.deliver`)."""
-        from pathway.outbox import deliver
+        """POST pending outbox messages to `url` (see `pathway.interop.delivery.deliver`)."""
+        from pathway.interop.delivery import deliver
 
         return deliver(self.store, url, **options)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pathway.verdicts import Verdict
+    from pathway.domain.verdicts import Verdict
 
 
 class PathwayError(Exception):

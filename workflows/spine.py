@@ -13,10 +13,10 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
-from pathway.guards import GuardSpec, guard
-from pathway.record import Event, Observation, PatientRecord
-from pathway.timeutil import in_last_12_months, plus_months
-from pathway.verdicts import Criteria, Verdict
+from pathway.domain.guards import GuardSpec, guard
+from pathway.domain.record import Event, Observation, PatientRecord
+from pathway.domain.timeutil import in_last_12_months, plus_months
+from pathway.domain.verdicts import Criteria, Verdict
 
 Params = Mapping[str, Any]
 

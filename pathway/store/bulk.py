@@ -25,9 +25,9 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _quote  # what json.dumps writes for a str
 from typing import Any
 
+from pathway.service.results import iso
 from pathway.store.fastpath import sqlite_time
 from pathway.store.repository import Tx
-from pathway.views import iso
 
 #: One enrollment to make: (source line, patient identifier, pathway id, pathway version,
 #: profile, effective time, initial state, display name or None); a `referrals.Referral` is one.

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from pathway.domain.record import Enrollment, Event, Observation
+from pathway.domain.timeutil import from_storage
 from pathway.errors import AlreadyEnrolled, ConcurrencyError, StoreError
-from pathway.record import Enrollment, Event, Observation
 from pathway.store import database
 from pathway.store.fastpath import Prepared
 from pathway.store.tables import enrollments, events, observations, outbox, patients
-from pathway.timeutil import from_storage
 
 if TYPE_CHECKING:
     from pathway.store.staged import StagedTx

@@ -29,8 +29,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from pathway.domain.record import Enrollment, Event, Observation
 from pathway.errors import ConcurrencyError, StoreError
-from pathway.record import Enrollment, Event, Observation
 from pathway.store.bulk import Driver, SqliteDriver, driver
 from pathway.store.repository import Tx
 

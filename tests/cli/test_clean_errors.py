@@ -211,7 +211,7 @@ def test_a_mistyped_database_path_is_not_an_empty_clinic(tmp_path: Path) -> None
 def test_what_has_not_happened_cannot_be_recorded(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from pathway.timeutil import DATE_TOLERANCE
+    from pathway.domain.timeutil import DATE_TOLERANCE
 
     now = datetime.now(UTC)
     # A date is midnight UTC: today in a zone up to UTC+14 is let through, later is not.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pathway import Catalog, Clinic, NotFound
-from pathway.simulate import simulate
+from pathway.service.simulate import simulate
 
 START, UNTIL = date(2024, 11, 1), date(2026, 11, 1)
 PATIENTS, SEED = 150, 11

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from pathway import Clinic, referrals
+from pathway import Clinic
+from pathway.interop import referrals
 from pathway.store import bulk
 
 PATHWAY = "cervical-neurotomy"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pathway import Clinic, InvalidInput
-from pathway.export import event_rows, pseudonym
+from pathway.interop.event_export import event_rows, pseudonym
 from pathway_cli.main import cli
 
 KEY = "a-secret-key-of-some-length"

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pathway import Clinic, InvalidInput, NotFound, fhir
+from pathway import Clinic, InvalidInput, NotFound
+from pathway.interop import fhir
 from pathway_cli.fhir_cmds import register
 from pathway_cli.main import cli
 

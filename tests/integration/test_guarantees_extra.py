@@ -30,10 +30,11 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from pathway import Catalog, Clinic, ConcurrencyError, GuardRefused, InvalidInput, RoleRefused, fields
-from pathway.definition import FieldSpec, KindSpec
-from pathway.guards import installed_guards
-from pathway.loader import load_file
+from pathway import Catalog, Clinic, ConcurrencyError, GuardRefused, InvalidInput, RoleRefused
+from pathway.definitions.loader import load_file
+from pathway.domain import fields
+from pathway.domain.definition import FieldSpec, KindSpec
+from pathway.domain.guards import installed_guards
 from pathway.store.tables import observations
 from pathway_cli.main import cli
 from tests.integration.test_concurrency import check_invariants

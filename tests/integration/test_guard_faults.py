@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pathway import Catalog, Clinic, DefinitionError, GuardError
-from pathway.guards import GuardRegistry, GuardSpec, installed_guards, registry_from
+from pathway.domain.guards import GuardRegistry, GuardSpec, installed_guards, registry_from
 from pathway.store.repository import Store
 
 LOCAL = """

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from pathway import Catalog, Clinic, fhir
+from pathway import Catalog, Clinic
+from pathway.interop import fhir
 from pathway_cli.main import cli
 
 CASES = settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.too_slow])

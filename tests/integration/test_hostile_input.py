@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from pathway import Clinic, DefinitionError, InvalidInput, PathwayError
-from pathway.guards import installed_guards
-from pathway.loader import load_text
-from pathway.timeutil import to_utc
+from pathway.definitions.loader import load_text
+from pathway.domain.guards import installed_guards
+from pathway.domain.timeutil import to_utc
 from pathway_cli.main import cli
 
 FAST = settings(

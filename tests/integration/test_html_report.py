@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from pathway import Clinic
-from pathway.html_report import BOTTLENECK_COLUMNS, time_in_state, transitions_taken, wip_over_time
-from pathway.simulate import simulate
+from pathway.reports.html import BOTTLENECK_COLUMNS, time_in_state, transitions_taken, wip_over_time
+from pathway.service.simulate import simulate
 from pathway_cli.main import cli
 from tests.conftest import PG_URL, _pg_database
 

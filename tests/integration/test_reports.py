@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from pathway import Clinic
 from pathway.reports import bottlenecks
-from pathway.simulate import simulate
+from pathway.service.simulate import simulate
 from pathway_cli.main import cli
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

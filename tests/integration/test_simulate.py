@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from pathway import Clinic
-from pathway.simulate import simulate
+from pathway.service.simulate import simulate
 from pathway_cli.main import cli
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from pathway import Clinic
 from pathway.errors import ConcurrencyError, InvalidInput, PathwayError, StoreError
-from pathway.simulate import simulate
+from pathway.service.simulate import simulate
 from pathway.store.tables import enrollments, events, observations, outbox, patients, stays
 from tests.conftest import _pg_database
 

@@ -24,8 +24,8 @@ from pathway import (
     NotFound,
     RoleRefused,
 )
+from pathway.service.results import audit_entries
 from pathway.store.tables import events, observations, outbox
-from pathway.views import audit_entries
 
 PATHWAY = "cervical-neurotomy"
 BASELINE = {
@@ -237,7 +237,7 @@ def test_several_open_enrollments_need_a_pathway_to_choose(clinic: Clinic, tmp_p
     import shutil
     from pathlib import Path
 
-    from pathway.catalog import Catalog
+    from pathway.definitions.catalog import Catalog
 
     src = Path(__file__).resolve().parents[2] / "workflows" / "cervical-neurotomy.yaml"
     local = tmp_path / "local"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pathway import Clinic, DefinitionError
-from pathway.catalog import Catalog
+from pathway.definitions.catalog import Catalog
 from pathway_cli.main import cli
 
 SHIPPED = Path(__file__).resolve().parents[2] / "workflows" / "cervical-neurotomy.yaml"

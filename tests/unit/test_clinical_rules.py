@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from pathway.definition import Workflow
-from pathway.guards import installed_guards
-from pathway.loader import load_file
-from pathway.record import Enrollment, Event, Observation, PatientRecord
-from pathway.verdicts import Verdict
+from pathway.definitions.loader import load_file
+from pathway.domain.definition import Workflow
+from pathway.domain.guards import installed_guards
+from pathway.domain.record import Enrollment, Event, Observation, PatientRecord
+from pathway.domain.verdicts import Verdict
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 PATHWAYS = {

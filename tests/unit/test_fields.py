@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from pathway.definition import FieldSpec, KindSpec
+from pathway.domain.definition import FieldSpec, KindSpec
+from pathway.domain.fields import decode, parse_assignments, validate
 from pathway.errors import InvalidInput
-from pathway.fields import decode, parse_assignments, validate
 
 LEVELS = ("C2-3", "C3-4", "C4-5", "C5-6", "C6-7", "C7-T1")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pathway.definitions.loader import load_file, load_text
+from pathway.domain.guards import GuardRegistry, GuardSpec, installed_guards
+from pathway.domain.verdicts import Verdict
 from pathway.errors import DefinitionError
-from pathway.guards import GuardRegistry, GuardSpec, installed_guards
-from pathway.loader import load_file, load_text
-from pathway.verdicts import Verdict
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 SHIPPED = sorted(WORKFLOWS.glob("*.yaml"))

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pathway.definition import Workflow
+from pathway.definitions.loader import load_text
+from pathway.domain.definition import Workflow
+from pathway.domain.guards import GuardRegistry, GuardSpec
+from pathway.domain.machine import PathwayMachine, machine_for
+from pathway.domain.record import Enrollment, PatientRecord
+from pathway.domain.verdicts import Failure, Verdict
 from pathway.errors import GuardRefused, InvalidTrigger, RoleRefused
-from pathway.guards import GuardRegistry, GuardSpec
-from pathway.loader import load_text
-from pathway.machine import PathwayMachine, machine_for
-from pathway.record import Enrollment, PatientRecord
-from pathway.verdicts import Failure, Verdict
 
 FLOW = """
 id: flow

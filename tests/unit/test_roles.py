@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pathway.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.definitions.loader import load_file
+from pathway.domain.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.domain.guards import installed_guards
+from pathway.domain.machine import PathwayMachine
+from pathway.domain.record import Enrollment, PatientRecord
 from pathway.errors import GuardRefused, RoleRefused
-from pathway.guards import installed_guards
-from pathway.loader import load_file
-from pathway.machine import PathwayMachine
-from pathway.record import Enrollment, PatientRecord
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml"))
 LOADED = [load_file(path, installed_guards()) for path in WORKFLOWS]

@@ -90,7 +90,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """As `pathway history --json` prints it."""
-        from pathway.views import event_dict
+        from pathway.service.results import event_dict
 
         return event_dict(self)
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from pathway.definition import FieldSpec, KindSpec
+from pathway.domain.definition import FieldSpec, KindSpec
+from pathway.domain.timeutil import EARLIEST_YEAR, LATEST_YEAR
 from pathway.errors import InvalidInput
-from pathway.timeutil import EARLIEST_YEAR, LATEST_YEAR
 
 MAX_TEXT = 2000
 #: Control characters other than tab and line breaks (refused in any text).

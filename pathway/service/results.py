@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from pathway.machine import TriggerCheck
-from pathway.record import Event, Observation
-from pathway.verdicts import reasons
+from pathway.domain.machine import TriggerCheck
+from pathway.domain.record import Event, Observation
+from pathway.domain.verdicts import reasons
 
 
 def iso(value: datetime | date | None) -> str | None:

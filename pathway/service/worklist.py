@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pathway.clinic import Clinic
-from pathway.machine import GUARD_FAULT
+from pathway.domain.machine import GUARD_FAULT
+from pathway.domain.timeutil import days_between
 from pathway.reports import NEAR_BREACH_WEEKS, RTT_STANDARD_WEEKS, RTT_STOP_STATES
-from pathway.timeutil import days_between
-from pathway.views import iso
+from pathway.service.results import iso
 
 FOLLOW_UP_MONTHS = (3, 6, 12)
 DUE_BEFORE_DAYS = 14

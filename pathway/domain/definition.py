@@ -1,4 +1,4 @@
-"""Workflow definitions: typed, immutable, loaded from YAML by `pathway.loader`."""
+"""Workflow definitions: typed, immutable, loaded from YAML by `pathway.definitions.loader`."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from pathway.definition import Workflow
+from pathway.definitions.loader import load_file
+from pathway.domain.definition import Workflow
+from pathway.domain.guards import GuardRegistry, installed_guards
 from pathway.errors import DefinitionError, NotFound
-from pathway.guards import GuardRegistry, installed_guards
-from pathway.loader import load_file
 
 WORKFLOWS_ENTRY_POINT_GROUP = "pathway.workflows"
 WORKFLOWS_ENV = "PATHWAY_WORKFLOWS"

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from pathway.definition import GuardRef, Workflow
+from pathway.domain.definition import GuardRef, Workflow
+from pathway.domain.record import PatientRecord
+from pathway.domain.verdicts import Verdict
 from pathway.errors import DefinitionError, GuardError, PathwayError
-from pathway.record import PatientRecord
-from pathway.verdicts import Verdict
 
 GuardFn = Callable[[PatientRecord, Mapping[str, Any]], Verdict]
 

@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from pathway.definition import (
+from pathway.domain.definition import (
     FIELD_TYPES,
     HELD_FROM,
     FieldSpec,
@@ -25,8 +25,8 @@ from pathway.definition import (
     Workflow,
     frozen_map,
 )
+from pathway.domain.guards import GuardRegistry
 from pathway.errors import DefinitionError
-from pathway.guards import GuardRegistry
 
 MAX_FILE_BYTES = 1_000_000
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from pathway import reports
 
 if TYPE_CHECKING:
-    from pathway.html_report import StayWeeks, WipSeries
+    from pathway.reports.html import StayWeeks, WipSeries
 
 COMPLETED, STILL_OPEN, OVER, NEAR = "#4c78a8", "#f58518", "#e45756", "#eeca3b"
 COLOURS = {

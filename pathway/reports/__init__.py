@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from pathway.catalog import Catalog
+from pathway.definitions.catalog import Catalog
+from pathway.service.results import iso
 from pathway.store.fastpath import sqlite_time
 from pathway.store.repository import Store
-from pathway.views import iso
 
 
 def _days(dialect: str, start: str, end: str) -> str:

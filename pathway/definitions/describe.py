@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathway.definition import HELD_FROM, Workflow
+from pathway.domain.definition import HELD_FROM, Workflow
 
 
 def describe_workflow(wf: Workflow) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathway.definition import FIELD_TYPES, HELD_FROM
+from pathway.domain.definition import FIELD_TYPES, HELD_FROM
 
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
 _NAMES = {"oneOf": [_NAME, {"type": "array", "items": _NAME}]}

@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pathway.clinic import Clinic
+from pathway.domain.timeutil import not_in_future, utcnow
 from pathway.errors import InvalidInput, NotFound, Refused
-from pathway.timeutil import not_in_future, utcnow
 
 PHYSICIAN = "physician"
 COORDINATOR = "coordinator"

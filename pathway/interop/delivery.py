@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pathway.domain.timeutil import utcnow
 from pathway.store.repository import Store
-from pathway.timeutil import utcnow
 
 #: POST `body` to `url`; return the HTTP status, or raise OSError when there is no answer.
 Poster = Callable[[str, bytes, dict[str, str], float], int]

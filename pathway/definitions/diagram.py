@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathway.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.domain.definition import HELD_FROM, TransitionSpec, Workflow
 
 
 def _label(t: TransitionSpec) -> str:

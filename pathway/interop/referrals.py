@@ -21,12 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pathway.catalog import Catalog
+from pathway.definitions.catalog import Catalog
+from pathway.domain.fields import CONTROL, LINE_BREAKS
+from pathway.domain.timeutil import effective, utcnow
 from pathway.errors import InvalidInput, PathwayError
-from pathway.fields import CONTROL, LINE_BREAKS
 from pathway.store.bulk import enroll_many
 from pathway.store.repository import Store
-from pathway.timeutil import effective, utcnow
 
 COLUMNS = ("patient", "referred_at", "pathway", "profile", "name")
 REQUIRED = ("patient", "referred_at")

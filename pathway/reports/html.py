@@ -18,13 +18,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from pathway import diagram, reports
-from pathway import html_charts as charts
-from pathway.catalog import Catalog
-from pathway.definition import Workflow
+from pathway import reports
+from pathway.definitions import diagram
+from pathway.definitions.catalog import Catalog
+from pathway.domain.definition import Workflow
+from pathway.domain.timeutil import utcnow
+from pathway.reports import charts
 from pathway.store.fastpath import sqlite_time
 from pathway.store.repository import Store
-from pathway.timeutil import utcnow
 
 #: Stays of a year or more share the last weekly bucket.
 LAST_WEEK = 52

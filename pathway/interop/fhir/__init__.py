@@ -37,16 +37,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pathway.domain.timeutil import effective, utcnow
 from pathway.errors import InvalidInput, NotFound, PathwayError
-from pathway.timeutil import effective, utcnow
-from pathway.views import Status, iso
+from pathway.service.results import Status, iso
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
 
     from pathway.clinic import Clinic
-    from pathway.definition import Workflow
-    from pathway.record import Event, Observation
+    from pathway.domain.definition import Workflow
+    from pathway.domain.record import Event, Observation
 
 BASE = "https://pathway.invalid/fhir"
 PATIENT_SYSTEM = f"{BASE}/patient-id"

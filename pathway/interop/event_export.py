@@ -19,11 +19,11 @@ from xml.sax.saxutils import quoteattr
 
 from sqlalchemy import select
 
+from pathway.domain.record import versions_after
 from pathway.errors import InvalidInput
-from pathway.record import versions_after
+from pathway.service.results import iso
 from pathway.store.repository import Store
 from pathway.store.tables import enrollments, events, patients
-from pathway.views import iso
 
 FORMATS = ("csv", "jsonl", "xes")
 PSEUDONYM_KEY_ENV = "PATHWAY_PSEUDONYM_KEY"

@@ -15,11 +15,11 @@ from typing import Any
 
 from transitions import Machine
 
-from pathway.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.domain.definition import HELD_FROM, TransitionSpec, Workflow
+from pathway.domain.guards import GuardRegistry
+from pathway.domain.record import PatientRecord
+from pathway.domain.verdicts import Failure, Verdict
 from pathway.errors import GuardError, GuardRefused, InvalidTrigger, RoleRefused
-from pathway.guards import GuardRegistry
-from pathway.record import PatientRecord
-from pathway.verdicts import Failure, Verdict
 
 REASON_GUARD = "reason_given"
 #: The criterion of a check whose guard's code failed (see GuardRegistry.evaluate).
