@@ -91,3 +91,9 @@ def whole_file(path: str | None, *, newline: str | None = None) -> Iterator[Text
         with suppress(OSError):
             os.remove(partial)
         raise
+
+
+def write_page(path: str, page: str) -> None:
+    """Write `page` to `path` whole or not at all ("-": standard output)."""
+    with whole_file(path) as handle:
+        handle.write(page)

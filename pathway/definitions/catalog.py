@@ -102,6 +102,19 @@ class Catalog:
             raise NotFound(f"unknown pathway {workflow_id!r} (known: {known})")
         return self._by_key[(workflow_id, max(versions))]
 
+    def default(self) -> Workflow:
+        """The pathway commands use when none is named (`default: true` in its file; with one
+        pathway loaded, that one)."""
+        ids = self.ids()
+        found = [i for i in ids if self.get(i).default] or (list(ids) if len(ids) == 1 else [])
+        if not found:
+            raise NotFound(f"no pathway is the default: name one (--pathway; known: {', '.join(ids)})")
+        if len(found) > 1:  # e.g. a clinic's copy of a shipped file kept `default: true`
+            raise NotFound(
+                f"several pathways say they are the default ({', '.join(found)}): name one with --pathway"
+            )
+        return self.get(found[0])
+
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted({i for (i, _) in self._by_key}))
 

@@ -28,8 +28,126 @@ _GUARDS = {
 }
 
 
+_NAME_LIST = {"type": "array", "items": _NAME}
+_SCORE = {
+    "type": "object",
+    "required": ["kind", "field"],
+    "additionalProperties": False,
+    "properties": {"kind": _NAME, "field": _NAME},
+}
+_CODING = {
+    "type": "object",
+    "required": ["system", "code", "display"],
+    "additionalProperties": False,
+    "properties": {
+        "system": {"type": "string", "description": "a URL, or loinc, snomed, cpt or pathway"},
+        "code": {"type": ["string", "integer"]},
+        "display": {"type": "string"},
+    },
+}
+_DAYS = {"type": "integer", "minimum": 0, "maximum": 3650}
+
+
+def _section(description: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": required,
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+SECTIONS: dict[str, Any] = {
+    "rtt": _section(
+        "referral to treatment: where the clock starts, what stops it, the standard",
+        ["start"],
+        {
+            "start": _NAME,
+            "stop_triggers": _NAME_LIST,
+            "stop_states": _NAME_LIST,
+            "standard_weeks": {"type": "integer", "minimum": 1, "maximum": 520},
+            "target_pct": {"type": "number", "minimum": 0, "maximum": 100},
+            "at_risk_weeks": {"type": "integer", "minimum": 0, "maximum": 520},
+        },
+    ),
+    "outcome": _section(
+        "how a treatment's outcome is judged and reported",
+        ["treatment", "measure", "baseline", "success_relief_pct", "window_days"],
+        {
+            "treatment": _NAME,
+            "repeat": _NAME,
+            "measure": _SCORE,
+            "baseline": _SCORE,
+            "success_relief_pct": {"type": "number", "minimum": 0, "maximum": 100},
+            "window_days": {"type": "array", "items": _DAYS, "minItems": 2, "maxItems": 2},
+            "target_day": _DAYS,
+            "label": {"type": "string"},
+            "secondary": _section(
+                "a second score reported beside the outcome",
+                ["field"],
+                {
+                    "field": _NAME,
+                    "baseline_field": _NAME,
+                    "label": {"type": "string"},
+                    "meaningful_change": {"type": "number", "minimum": 0},
+                },
+            ),
+        },
+    ),
+    "follow_up": _section(
+        "the follow-up schedule the worklist keeps",
+        ["after", "kind", "months"],
+        {
+            "after": _NAME,
+            "kind": _NAME,
+            "months": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 600}},
+            "in_states": _NAME_LIST,
+            "due_days_before": {"type": "integer", "minimum": 0, "maximum": 365},
+            "due_days_after": {"type": "integer", "minimum": 0, "maximum": 365},
+        },
+    ),
+    "worklist": _section(
+        "what the worklist treats as routine (default: the planned states)",
+        [],
+        {"routine": _NAME_LIST},
+    ),
+    "fhir": _section(
+        "what FHIR export sends: scores as Observations, kinds as Procedures",
+        [],
+        {
+            "scores": {"type": "object", "additionalProperties": _NAME_LIST},
+            "codes": {"type": "object", "additionalProperties": _CODING},
+            "procedures": {
+                "type": "object",
+                "additionalProperties": _section(
+                    "one observation kind as a Procedure",
+                    ["text"],
+                    {
+                        "text": {"type": "string"},
+                        "code": _CODING,
+                        "add_on": _CODING,
+                        "laterality": _NAME,
+                        "body_site": {"type": "string", "description": "text with {level} and {side}"},
+                    },
+                ),
+            },
+        },
+    ),
+    "simulation": _section(
+        "the journey `pathway simulate` draws", ["journey"], {"journey": {"type": "string"}}
+    ),
+}
+
+
 def workflow_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a workflow file."""
+    schema = _core()
+    schema["properties"].update(SECTIONS)
+    return schema
+
+
+def _core() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://pathway.invalid/schema/workflow.json",
@@ -39,7 +157,8 @@ def workflow_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
-            "version": {"type": "integer", "minimum": 1},
+            "version": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "default": {"type": "boolean", "description": "the pathway commands use when none is named"},
             "title": {"type": "string"},
             "description": {"type": "string"},
             "region": {
@@ -82,7 +201,12 @@ def workflow_schema() -> dict[str, Any]:
                             "description": "time here is planned care (recovery, follow-up), not "
                             "waiting: reports do not name it as the bottleneck",
                         },
-                        "sla_days": {"type": "integer", "minimum": 1},
+                        "optional": {"type": "boolean", "description": "a stage patients may skip"},
+                        "completed": {
+                            "type": "boolean",
+                            "description": "a terminal state that means care completed as planned",
+                        },
+                        "sla_days": {"type": "integer", "minimum": 1, "maximum": 100_000},
                         "description": {"type": "string"},
                     },
                 },

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from pathway.domain.declarations import Declarations
+
 #: A transition whose dest is this returns to the state the hold came from.
 HELD_FROM = "@held_from"
 
@@ -85,6 +87,11 @@ class StateSpec:
     #: Time here is planned care (recovery, follow-up), not waiting: reports list it but
     #: do not name it as the bottleneck.
     planned: bool = False
+    #: A stage patients may skip (imaging): the funnel leaves it out of its chain.
+    optional: bool = False
+    #: A terminal state that means care completed as planned (FHIR `finished`, the end of
+    #: the funnel), as opposed to one that ended it otherwise.
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,10 @@ class Workflow:
     default_profile: str
     description: str = ""
     source: str = ""
+    #: The pathway commands use when none is named (simulate, a FHIR referral without one).
+    default: bool = False
+    #: The rtt, outcome, follow_up, worklist, fhir and simulation sections.
+    declarations: Declarations = field(default_factory=Declarations)
 
     @property
     def key(self) -> tuple[str, int]:

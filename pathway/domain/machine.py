@@ -52,6 +52,28 @@ class Fired:
     verdicts: tuple[Verdict, ...]
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which transition a trigger would take now: `spec` (None when none of its transitions
+    passes), where it goes, and the verdicts that decided (the chosen transition's, or the
+    first transition's when none passes, or the faulty one's when a guard's code failed)."""
+
+    trigger: str
+    spec: TransitionSpec | None
+    dest: str | None
+    verdicts: tuple[Verdict, ...]
+    roles: tuple[str, ...]
+    fault: bool = False
+
+    @property
+    def fires(self) -> bool:
+        return self.spec is not None and not self.fault
+
+
+class _Fault(Exception):
+    """A guard's code failed while choosing for a check: stop there, as `fire` would."""
+
+
 @dataclass
 class _Token:
     """The per-call model the shared machine moves: a state and the record to judge."""
@@ -59,7 +81,9 @@ class _Token:
     state: str
     held_from: str | None
     record: PatientRecord
+    faults_fail: bool
     verdicts: dict[int, tuple[Verdict, ...]] = field(default_factory=dict)
+    passed: int | None = None  # the index of the transition whose conditions passed
 
 
 class PathwayMachine:
@@ -103,9 +127,14 @@ class PathwayMachine:
 
         def condition(event: Any) -> bool:
             token: _Token = event.model
-            verdicts = self.evaluate(spec, token.record)
+            verdicts = self.evaluate(spec, token.record, faults_fail=token.faults_fail)
             token.verdicts[index] = verdicts
-            return all(v.passed for v in verdicts)
+            if any(f.criterion == GUARD_FAULT for v in verdicts for f in v.failures):
+                raise _Fault
+            if all(v.passed for v in verdicts):
+                token.passed = index
+                return True
+            return False
 
         return condition
 
@@ -147,6 +176,35 @@ class PathwayMachine:
     def _valid_list(self, state: str) -> str:
         return ", ".join(self.workflow.triggers_from(state)) or "nothing (the state is terminal)"
 
+    def choose(
+        self, state: str, held_from: str | None, trigger: str, record: PatientRecord, *, faults_fail: bool
+    ) -> Choice:
+        """The one place a trigger's transition is chosen (check, advance and batches alike):
+        the `transitions` machine tries the trigger's transitions from `state` in file order
+        and takes the first whose guards pass. A guard whose code fails stops the choice:
+        GuardError, or with `faults_fail` a Choice that says so."""
+        candidates = self._candidates(state, trigger)
+        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
+        token = _Token(state=state, held_from=held_from, record=record, faults_fail=faults_fail)
+        try:
+            fired = self.machine.events[trigger].trigger(token)
+        except _Fault:
+            index = max(token.verdicts)  # the transition being judged when its guard failed
+            spec = self.workflow.transitions[index]
+            return Choice(
+                trigger, spec, self._dest(spec, held_from), token.verdicts[index], roles, fault=True
+            )
+        if fired and token.passed is not None:
+            spec = self.workflow.transitions[token.passed]
+            return Choice(trigger, spec, token.state, token.verdicts[token.passed], roles)
+        first = candidates[0]
+        verdicts = token.verdicts.get(self._index[id(first)], ())
+        return Choice(trigger, None, self._dest(first, held_from), verdicts, roles)
+
+    @staticmethod
+    def _dest(spec: TransitionSpec, held_from: str | None) -> str | None:
+        return held_from if spec.dest == HELD_FROM else spec.dest
+
     def check(
         self, state: str, held_from: str | None, record: PatientRecord, role: str | None = None
     ) -> list[TriggerCheck]:
@@ -164,28 +222,9 @@ class PathwayMachine:
         record: PatientRecord,
         role: str | None = None,
     ) -> TriggerCheck:
-        candidates = self._candidates(state, trigger)
-        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
-        first: tuple[Verdict, ...] | None = None
-        for spec in candidates:
-            dest = held_from if spec.dest == HELD_FROM else spec.dest
-            verdicts = self.evaluate(spec, record, faults_fail=True)
-            if first is None:
-                first = verdicts
-            if any(f.criterion == GUARD_FAULT for v in verdicts for f in v.failures):
-                # `fire` would stop here with GuardError: say so, never "allowed" by the next
-                return TriggerCheck(trigger, dest, False, role is None or role in roles, roles, verdicts)
-            if all(v.passed for v in verdicts):
-                return TriggerCheck(trigger, dest, True, role is None or role in roles, roles, verdicts)
-        first_dest = candidates[0].dest
-        return TriggerCheck(
-            trigger,
-            held_from if first_dest == HELD_FROM else first_dest,
-            False,
-            role is None or role in roles,
-            roles,
-            first or (),
-        )
+        choice = self.choose(state, held_from, trigger, record, faults_fail=True)
+        role_allowed = role is None or role in choice.roles
+        return TriggerCheck(trigger, choice.dest, choice.fires, role_allowed, choice.roles, choice.verdicts)
 
     def fire(
         self,
@@ -197,24 +236,19 @@ class PathwayMachine:
         describe: str,
     ) -> Fired:
         """Fire `trigger`: the new state, or RoleRefused / GuardRefused / InvalidTrigger."""
-        candidates = self._candidates(state, trigger)
-        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
+        roles = tuple(dict.fromkeys(r for t in self._candidates(state, trigger) for r in t.roles))
         if role not in roles:
             raise RoleRefused(
                 f"cannot {trigger} for {describe}: the {role} role may not; it needs {' or '.join(roles)}",
                 roles,
             )
-        token = _Token(state=state, held_from=held_from, record=record)
-        fired = self.machine.events[trigger].trigger(token)
-        if not fired:
-            index = self._index[id(candidates[0])]
-            verdicts = token.verdicts.get(index, ())
-            messages = "; ".join(f.message for v in verdicts for f in v.failures)
-            if not messages and candidates[0].dest == HELD_FROM:
+        choice = self.choose(state, held_from, trigger, record, faults_fail=False)
+        if not choice.fires or choice.dest is None:
+            messages = "; ".join(f.message for v in choice.verdicts for f in v.failures)
+            if not messages and self._candidates(state, trigger)[0].dest == HELD_FROM:
                 messages = f"there is no state to return to (held from {held_from!r})"
-            raise GuardRefused(f"cannot {trigger} for {describe}: {messages}", trigger, verdicts)
-        passed = next((v for i, v in token.verdicts.items() if all(x.passed for x in v)), ())
-        return Fired(trigger, state, token.state, passed)
+            raise GuardRefused(f"cannot {trigger} for {describe}: {messages}", trigger, choice.verdicts)
+        return Fired(trigger, state, choice.dest, choice.verdicts)
 
 
 _lock = threading.Lock()

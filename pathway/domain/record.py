@@ -5,11 +5,13 @@ Plain frozen dataclasses, no database: the store builds them, guards read them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
+
+from pathway.domain.asof import events_until, for_guards
 
 
 @dataclass(frozen=True)
@@ -95,21 +97,6 @@ class Event:
         return event_dict(self)
 
 
-def versions_after(events: Sequence[Any], now: int) -> list[int]:
-    """The workflow version an enrollment was on after each of `events` (all of its events,
-    seq order), walking back from its version `now` through its migrations."""
-    versions, version = [], now
-    for e in reversed(events):
-        versions.append(version)
-        if e.trigger == "migrate" and isinstance(e.payload, Mapping) and "from_version" in e.payload:
-            version = int(e.payload["from_version"])
-    return versions[::-1]
-
-
-def _chronological(obs: Observation) -> tuple[datetime, int]:
-    return (obs.effective_at, obs.id)
-
-
 ObservationRows = tuple[Observation, ...] | list[Observation]
 EventRows = tuple[Event, ...] | list[Event]
 
@@ -122,7 +109,8 @@ class PatientRecord:
     and `region_events` cover every enrollment of the patient in pathways of the
     same region (this one included), for limits that a new episode must not reset.
     Observations entered in error or dated after `now`'s calendar date, and events
-    after `now`, are left out. Observations are in chronological order.
+    after `now`, are left out (`pathway.domain.asof`). Observations are in
+    chronological order.
 
     The rows are loaded on first use (a trigger without guards reads nothing),
     through loaders that return (own rows, region rows).
@@ -155,9 +143,7 @@ class PatientRecord:
         )
 
     def _visible(self, rows: ObservationRows) -> tuple[Observation, ...]:
-        today = self.now.date()
-        kept = [o for o in rows if not o.entered_in_error and o.day <= today]
-        return tuple(sorted(kept, key=_chronological))
+        return for_guards(rows, self.now)
 
     @cached_property
     def _observation_rows(self) -> tuple[tuple[Observation, ...], tuple[Observation, ...]]:
@@ -169,8 +155,8 @@ class PatientRecord:
         own, region = self.load_events()
         # Nothing that happened after now: a state change is an instant (an observation is
         # of a calendar day), so a check as of 10:00 does not see a 15:00 event that day.
-        own = [e for e in own if e.effective_at <= self.now]
-        return tuple(sorted(own, key=lambda e: e.seq)), tuple(e for e in region if e.effective_at <= self.now)
+        mine = sorted(events_until(own, self.now), key=lambda e: e.seq)
+        return tuple(mine), tuple(events_until(region, self.now))
 
     @property
     def observations(self) -> tuple[Observation, ...]:

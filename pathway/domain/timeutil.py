@@ -13,6 +13,15 @@ LATEST_YEAR = 2200
 When = datetime | date | str | None
 
 
+def iso(value: datetime | date | None) -> str | None:
+    """ISO 8601 text; UTC times end in `Z`."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -122,6 +131,7 @@ __all__ = [
     "days_between",
     "from_storage",
     "in_last_12_months",
+    "iso",
     "minus_years",
     "plus_months",
     "to_utc",

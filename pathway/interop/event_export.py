@@ -19,9 +19,9 @@ from xml.sax.saxutils import quoteattr
 
 from sqlalchemy import select
 
-from pathway.domain.record import versions_after
+from pathway.domain.asof import versions_after
+from pathway.domain.timeutil import iso
 from pathway.errors import InvalidInput
-from pathway.service.results import iso
 from pathway.store.repository import Store
 from pathway.store.tables import enrollments, events, patients
 

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from pathway import reports
 
 if TYPE_CHECKING:
-    from pathway.reports.html import StayWeeks, WipSeries
+    from pathway.reports.series import StayWeeks, WipSeries
 
 COMPLETED, STILL_OPEN, OVER, NEAR = "#4c78a8", "#f58518", "#e45756", "#eeca3b"
 COLOURS = {
@@ -123,36 +123,40 @@ def wip(series: WipSeries, states: list[str], hidden: set[str]) -> str:
 
 
 def rtt_months(rtt: reports.RttReport) -> str:
-    """Completed pathways by month of referral: share within 18 weeks, median and p92 weeks."""
+    """Completed pathways by month of referral: share within the standard, median and the
+    target percentile of weeks."""
     months = rtt.completed_by_month
     if not months:
         return _nothing("No completed pathways yet.")
     x = [m["month"] for m in months]
-    standard, target = reports.RTT_STANDARD_WEEKS, reports.RTT_TARGET_PCT
+    standard, target = rtt.standard_weeks, rtt.target_pct
+    within = f"within {standard} weeks" if standard is not None else "within their standard"
     figure = make_subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.12,
         subplot_titles=[
-            f"Completed pathways treated within {standard} weeks, by month of referral",
-            "Weeks from referral to treatment: median and 92nd percentile",
+            f"Completed pathways treated {within}, by month of referral",
+            f"Weeks from referral to treatment: median and {rtt.percentile:g}th percentile",
         ],
     )
     figure.add_trace(
         go.Bar(
             x=x,
             y=[m["within_pct"] for m in months],
-            name=f"% within {standard} weeks",
-            marker={"color": [COMPLETED if m["within_pct"] >= target else OVER for m in months]},
+            name=f"% {within}",
+            marker={"color": [COMPLETED if m["within_pct"] >= (target or 0) else OVER for m in months]},
             customdata=[m["pathways"] for m in months],
             hovertemplate="%{x}: %{y}% of %{customdata} pathways<extra></extra>",
         ),
         row=1,
         col=1,
     )
-    figure.add_hline(y=target, row=1, col=1, line={"dash": "dash", "color": "#c00", "width": 1})
-    for key, name, colour in (("median_weeks", "median", COMPLETED), ("p92_weeks", "92nd percentile", OVER)):
+    if target is not None:
+        figure.add_hline(y=target, row=1, col=1, line={"dash": "dash", "color": "#c00", "width": 1})
+    percentile = f"{rtt.percentile:g}th percentile"
+    for key, name, colour in (("median_weeks", "median", COMPLETED), ("percentile_weeks", percentile, OVER)):
         figure.add_trace(
             go.Scatter(
                 x=x,
@@ -164,7 +168,8 @@ def rtt_months(rtt: reports.RttReport) -> str:
             row=2,
             col=1,
         )
-    figure.add_hline(y=standard, row=2, col=1, line={"dash": "dash", "color": "#c00", "width": 1})
+    if standard is not None:
+        figure.add_hline(y=standard, row=2, col=1, line={"dash": "dash", "color": "#c00", "width": 1})
     figure.update_xaxes(type="category")
     figure.update_yaxes(title_text="% within standard", range=[0, 105], row=1, col=1)
     figure.update_yaxes(title_text="weeks", rangemode="tozero", row=2, col=1)
@@ -177,7 +182,7 @@ def rtt_waiting(rtt: reports.RttReport) -> str:
     if not rtt.by_weeks:
         return _nothing("Nobody is waiting.")
     weeks = sorted(rtt.by_weeks)
-    standard, near = reports.RTT_STANDARD_WEEKS, reports.NEAR_BREACH_WEEKS
+    standard, near = rtt.standard_weeks or 10**6, rtt.at_risk_weeks or 10**6
     figure = go.Figure(
         go.Bar(
             x=[k + 0.5 for k in weeks],
@@ -191,9 +196,12 @@ def rtt_waiting(rtt: reports.RttReport) -> str:
             hovertemplate="%{customdata}: %{y} waiting<extra></extra>",
         )
     )
-    figure.add_vline(x=standard, line={"dash": "dash", "color": "#c00", "width": 1})
+    title = "Waiting now, by weeks since referral"
+    if rtt.standard_weeks is not None:
+        figure.add_vline(x=standard, line={"dash": "dash", "color": "#c00", "width": 1})
+        title += f" (the dashed line is {standard} weeks)"
     figure.update_layout(
-        title=f"Waiting now, by weeks since referral (the dashed line is {standard} weeks)",
+        title=title,
         xaxis_title="weeks since referral",
         yaxis_title="pathways",
     )
@@ -207,7 +215,7 @@ def funnel(report: dict[str, Any]) -> str:
         return _nothing("No enrollments yet.")
     figure = go.Figure(
         go.Funnel(
-            y=[s["stage"] + (" (optional)" if s["stage"] == "imaging" else "") for s in stages],
+            y=[s["stage"] + (" (optional)" if s.get("optional") else "") for s in stages],
             x=[s["reached"] for s in stages],
             text=[
                 "" if s["conversion_pct"] is None else f"{s['conversion_pct']}% of the stage before"

@@ -11,12 +11,8 @@ only: no patient identifier, name or free-text reason.
 from __future__ import annotations
 
 import html
-import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import text
 
 from pathway import reports
 from pathway.definitions import diagram
@@ -24,199 +20,14 @@ from pathway.definitions.catalog import Catalog
 from pathway.domain.definition import Workflow
 from pathway.domain.timeutil import utcnow
 from pathway.reports import charts
-from pathway.store.fastpath import sqlite_time
-from pathway.store.repository import Store
-
-#: Stays of a year or more share the last weekly bucket.
-LAST_WEEK = 52
-#: The WIP chart has at most about this many points (a week apart, or a multiple of a week).
-WIP_POINTS = 120
-
-
-def _days(dialect: str, start: str, end: str) -> str:
-    """SQL for the fractional days from `start` to `end` (as in `pathway.reports`)."""
-    if dialect == "postgresql":
-        return f"(EXTRACT(EPOCH FROM ({end} - {start})) / 86400.0)"
-    return f"(julianday({end}) - julianday({start}))"
-
-
-def _whole(dialect: str, days: str, unit_days: int) -> str:
-    """SQL for how many whole `unit_days` fit in `days` (never negative), counted to the
-    millisecond: fractional days are inexact in floating point, so a stay of exactly 7 days
-    could come out as 6.9999999999 and fall into the week before."""
-    unit = unit_days * 86_400_000
-    if dialect == "postgresql":  # CAST would round, not floor
-        return f"CAST(FLOOR(ROUND(CAST({days} AS NUMERIC) * 86400000) / {unit}) AS INTEGER)"
-    return f"(CAST(ROUND({days} * 86400000) AS INTEGER) / {unit})"  # integer division
-
-
-def _time(dialect: str, value: datetime | None) -> Any:
-    """A time as the database compares it (SQLite stores UTC text)."""
-    return sqlite_time(value) if dialect == "sqlite" and value is not None else value
-
-
-# --- the series this page adds to the reports ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class StayWeeks:
-    """One state's stays by whole weeks in the state (week `LAST_WEEK` holds the longer ones):
-    completed stays by their length, stays still open at the as-of time by their age."""
-
-    state: str
-    completed: dict[int, int]
-    still_open: dict[int, int]
-
-
-def time_in_state(
-    store: Store,
-    *,
-    as_of: datetime,
-    pathway: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, StayWeeks]:
-    """Stays per state in weekly buckets, chosen as the bottleneck report chooses them
-    (entered in the `since`/`until` window, judged at `as_of`), so a state's completed
-    stays add up to its exits there and its open stays to its patients waiting now."""
-    dialect = store.backend
-    params = {"as_of": as_of, "pathway": pathway, "since": since, "until": until}
-    params = {k: _time(dialect, v) if isinstance(v, datetime) else v for k, v in params.items()}
-    window = " AND pathway_id = :pathway" if pathway else ""
-    window += " AND {entered} >= :since" if since is not None else ""
-    window += " AND {entered} <= :until" if until is not None else ""
-    in_stays, in_enrollments = window.format(entered="entered_at"), window.format(entered="entered_state_at")
-
-    def week(days: str) -> str:
-        bucket = _whole(dialect, days, 7)
-        return f"CASE WHEN {bucket} >= {LAST_WEEK} THEN {LAST_WEEK} ELSE {bucket} END"
-
-    completed = (
-        f"SELECT state, {week('days')} AS week, COUNT(*) AS stays FROM stays "
-        f"WHERE left_at <= :as_of{in_stays} GROUP BY state, {week('days')}"
-    )
-    # Open at as_of: every open enrollment's current stay, and stays that ended after as_of.
-    ages = (
-        f"SELECT state, {_days(dialect, 'entered_state_at', ':as_of')} AS age FROM enrollments "
-        f"WHERE closed_at IS NULL AND entered_state_at <= :as_of{in_enrollments} "
-        f"UNION ALL SELECT state, {_days(dialect, 'entered_at', ':as_of')} FROM stays "
-        f"WHERE left_at > :as_of AND entered_at <= :as_of{in_stays}"
-    )
-    still_open = (
-        f"SELECT o.state, {week('o.age')} AS week, COUNT(*) AS stays FROM ({ages}) o "
-        f"GROUP BY o.state, {week('o.age')}"
-    )
-    result: dict[str, StayWeeks] = {}
-    with store.read() as tx:
-        for sql, field in ((completed, "completed"), (still_open, "still_open")):
-            for row in tx.conn.execute(text(sql), params):
-                line = result.setdefault(row.state, StayWeeks(row.state, {}, {}))
-                getattr(line, field)[int(row.week)] = int(row.stays)
-    return result
-
-
-@dataclass(frozen=True)
-class WipSeries:
-    """Enrollments in each state as of each date (the last date is the as-of time)."""
-
-    dates: tuple[datetime, ...]
-    states: dict[str, tuple[int, ...]]
-
-
-def wip_over_time(
-    store: Store,
-    *,
-    as_of: datetime,
-    pathway: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> WipSeries:
-    """Work in progress per state as of each week (or a multiple of a week on a long log)
-    from `since` (default the first event) to `until` or `as_of`, whichever is earlier.
-
-    Each state-changing event adds one to the state it enters and takes one from the state
-    it leaves; the database sums those moves per state and week and keeps a running total,
-    so the work is one pass over the events whatever the number of dates."""
-    dialect = store.backend
-    end = min(until, as_of) if until is not None else as_of
-    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
-    moves_from = (
-        "FROM events e JOIN enrollments n ON n.id = e.enrollment_id "
-        f"WHERE e.effective_at <= :end {pathway_filter}"
-    )
-    params: dict[str, Any] = {"end": _time(dialect, end), "pathway": pathway}
-    with store.read() as tx:
-        first = since
-        if first is None:
-            found = tx.conn.execute(text(f"SELECT MIN(e.effective_at) {moves_from}"), params).scalar()
-            if found is None:
-                return WipSeries((), {})
-            first = found if isinstance(found, datetime) else datetime.fromisoformat(found)
-            first = first.replace(tzinfo=end.tzinfo) if first.tzinfo is None else first
-        span = max((end - first).total_seconds() / 86400, 0.0)
-        step = 7 * max(1, math.ceil(span / 7 / WIP_POINTS))
-        last = max(1, math.ceil(span / step))
-        start = end - timedelta(days=step * last)
-        # The point an event first counts at: the k-th date is end - (last - k) * step.
-        point = (
-            f"CASE WHEN e.effective_at <= :start THEN 0 "
-            f"ELSE {last} - {_whole(dialect, _days(dialect, 'e.effective_at', ':end'), step)} END"
-        )
-        sql = f"""
-WITH moves AS (
-    SELECT e.to_state AS state, {point} AS k, 1 AS delta {moves_from}
-      AND (e.from_state IS NULL OR e.from_state <> e.to_state)
-    UNION ALL
-    SELECT e.from_state, {point}, -1 {moves_from}
-      AND e.from_state IS NOT NULL AND e.from_state <> e.to_state
+from pathway.reports.series import (
+    LAST_WEEK,
+    enrollment_counts,
+    time_in_state,
+    transitions_taken,
+    wip_over_time,
 )
-SELECT state, k, SUM(SUM(delta)) OVER (PARTITION BY state ORDER BY k) AS wip
-FROM moves GROUP BY state, k ORDER BY state, k"""
-        rows = tx.conn.execute(text(sql), {**params, "start": _time(dialect, start)}).all()
-    running: dict[str, list[int | None]] = {}
-    for row in rows:
-        running.setdefault(row.state, [None] * (last + 1))[int(row.k)] = int(row.wip)
-    states: dict[str, tuple[int, ...]] = {}
-    for state, points in running.items():
-        held, filled = 0, []
-        for value in points:  # no move in a week: the count carries over
-            held = held if value is None else value
-            filled.append(held)
-        states[state] = tuple(filled)
-    dates = tuple(start + timedelta(days=step * k) for k in range(last + 1))
-    return WipSeries(dates, states)
-
-
-def transitions_taken(
-    store: Store, *, as_of: datetime, pathway: str | None = None
-) -> list[tuple[str | None, str, int]]:
-    """(from state, to state, enrollments that made that move) up to `as_of`; the from state
-    is None for a new referral."""
-    dialect = store.backend
-    pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
-    sql = f"""
-SELECT e.from_state AS source, e.to_state AS target, COUNT(DISTINCT e.enrollment_id) AS enrollments
-FROM events e JOIN enrollments n ON n.id = e.enrollment_id
-WHERE e.effective_at <= :as_of AND (e.from_state IS NULL OR e.from_state <> e.to_state) {pathway_filter}
-GROUP BY e.from_state, e.to_state"""
-    with store.read() as tx:
-        rows = tx.conn.execute(text(sql), {"as_of": _time(dialect, as_of), "pathway": pathway}).all()
-    return sorted(((r.source, r.target, int(r.enrollments)) for r in rows), key=lambda r: (r[0] or "", r[1]))
-
-
-def _enrollment_counts(store: Store, *, as_of: datetime, pathway: str | None) -> tuple[int, int]:
-    """Enrollments opened by `as_of`, and those still open then."""
-    pathway_filter = "AND pathway_id = :pathway" if pathway else ""
-    sql = f"""
-SELECT COUNT(*) AS opened,
-       COALESCE(SUM(CASE WHEN closed_at IS NULL OR closed_at > :as_of THEN 1 ELSE 0 END), 0) AS still_open
-FROM enrollments WHERE opened_at <= :as_of {pathway_filter}"""
-    with store.read() as tx:
-        row = tx.conn.execute(text(sql), {"as_of": _time(store.backend, as_of), "pathway": pathway}).one()
-    return int(row.opened), int(row.still_open)
-
-
-# --- the page ------------------------------------------------------------------------------
+from pathway.store.repository import Store
 
 
 def render(
@@ -233,12 +44,12 @@ def render(
     table and the time-in-state charts (as `reports.bottlenecks` does) and the span of the WIP
     chart; referral to treatment, the funnel and the diagram cover everything up to `as_of`."""
     bottlenecks = reports.bottlenecks(store, catalog, as_of=as_of, pathway=pathway, since=since, until=until)
-    rtt = reports.rtt(store, as_of=as_of, pathway=pathway)
+    rtt = reports.rtt(store, catalog, as_of=as_of, pathway=pathway)
     funnel = reports.funnel(store, catalog, as_of=as_of, pathway=pathway)
     weeks = time_in_state(store, as_of=as_of, pathway=pathway, since=since, until=until)
     wip = wip_over_time(store, as_of=as_of, pathway=pathway, since=since, until=until)
     moves = transitions_taken(store, as_of=as_of, pathway=pathway)
-    opened, still_open = _enrollment_counts(store, as_of=as_of, pathway=pathway)
+    opened, still_open = enrollment_counts(store, as_of=as_of, pathway=pathway)
     workflows = [catalog.get(i) for i in catalog.ids() if pathway is None or i == pathway]
     lines = [*bottlenecks.states, *([bottlenecks.hold] if bottlenecks.hold else [])]
     kinds = _state_kinds(workflows, lines)
@@ -276,7 +87,8 @@ def render(
             "wip",
             "Work in progress",
             "<p>Enrollments in each state as of each date; closed pathways leave the count. "
-            "Planned care (recovery, follow-up) starts hidden: click its name to show it.</p>"
+            f"Planned care ({_e(_names(sorted(kinds['planned'])))}) starts hidden: click its name to "
+            "show it.</p>"
             + charts.wip(
                 wip, _ordered([line.state for line in lines], wip.states, kinds["closed"]), kinds["planned"]
             ),
@@ -284,8 +96,8 @@ def render(
         (
             "rtt",
             "Referral to treatment",
-            f"<p>{_e(_rtt_text(rtt))} The clock runs from referral to the first ablation or a "
-            "decision not to treat; holds do not pause it. Recent months count only the pathways "
+            f"<p>{_e(_rtt_text(rtt))} The clock runs {_e(rtt.clock_text() or '(no clock declared)')}; "
+            "holds do not pause it. Recent months count only the pathways "
             "completed so far, so they look quicker than they will end up.</p>"
             + charts.rtt_months(rtt)
             + charts.rtt_waiting(rtt),
@@ -294,7 +106,7 @@ def render(
             "funnel",
             "Funnel",
             "<p>Enrollments that reached each stage, with conversion from the stage before "
-            "(optional imaging is left out of the chain).</p>"
+            f"(optional stages, here {_e(_names(sorted(kinds['optional'])))}, are left out of the chain).</p>"
             + charts.funnel(funnel)
             + _exits_table(funnel["closed_by_state"]),
         ),
@@ -348,6 +160,7 @@ def _state_kinds(workflows: list[Workflow], lines: list[reports.StateLine]) -> d
     return {
         "closed": {s.name for s in states if s.terminal},
         "hold": {s.name for s in states if s.hold},
+        "optional": {s.name for s in states if s.optional},
         # planned care as the bottleneck report marks it
         "planned": {line.state for line in lines if line.to_dict().get("planned")},
     }
@@ -360,14 +173,11 @@ def _summary(as_of: datetime, opened: int, still_open: int, bottleneck: str, rtt
 
 
 def _rtt_text(rtt: reports.RttReport) -> str:
-    if rtt.within_pct is None:
-        return "Referral to treatment: nobody is waiting."
-    verdict = "meets" if rtt.within_pct >= reports.RTT_TARGET_PCT else "misses"
-    return (
-        f"Referral to treatment: {rtt.incomplete:,} waiting, {rtt.within_pct}% within "
-        f"{reports.RTT_STANDARD_WEEKS} weeks ({verdict} the {reports.RTT_TARGET_PCT:.0f}% standard); "
-        f"{len(rtt.at_risk):,} at or near breach ({reports.NEAR_BREACH_WEEKS}+ weeks)."
-    )
+    return rtt.summary()
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
 
 
 #: (column, heading) of the bottleneck table, in the order `pathway report bottlenecks` prints.
@@ -415,7 +225,7 @@ def _bottleneck_table(
         )
         rows.append(f'<tr class="{kind}" data-state="{_e(line.state)}"><th>{_e(label)}</th>{cells}</tr>')
     note = (
-        "<p class=note>(planned) states are planned care, such as recovery and follow-up: "
+        "<p class=note>(planned) states are planned care, marked so in the workflow file: "
         "listed, not waiting. The hold is its own line.</p>"
     )
     return (

@@ -8,16 +8,8 @@ from typing import Any
 
 from pathway.domain.machine import TriggerCheck
 from pathway.domain.record import Event, Observation
+from pathway.domain.timeutil import iso
 from pathway.domain.verdicts import reasons
-
-
-def iso(value: datetime | date | None) -> str | None:
-    """ISO 8601 text; UTC times end in `Z`."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value.isoformat()
 
 
 def check_dict(check: TriggerCheck) -> dict[str, Any]:

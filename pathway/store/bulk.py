@@ -3,31 +3,32 @@
 Each new enrollment gets exactly the rows `Clinic.enroll` writes: its patient if
 new (or the new display name of a known one), the enrollment in the pathway's
 initial state, the enroll event (seq 1) and the `enrollment.opened` outbox
-message with the same envelope, so nothing downstream can tell an imported
-enrollment from an enrolled one.
+message built by `pathway.domain.envelopes`, so nothing downstream can tell an
+imported enrollment from an enrolled one.
 
-Per row, SQLAlchemy Core costs several times the insert itself
-(bench/import.py), so the rows are built in one tight loop and handed to the
-driver's `executemany` with SQL written once per backend. Generated ids are
-allocated up front so the four tables can be written without reading ids back:
-on SQLite max(id)+1, ... inside the write transaction, which began IMMEDIATE
-and so already holds the database's write lock (no other writer can insert in
-between, and a collision would be a primary-key error, never a mix-up); on
-PostgreSQL from the tables' own sequences.
+Per row, SQLAlchemy Core costs several times the insert itself (bench/import.py),
+so `BulkTx` keeps the rows as tuples of the tables' columns (`rows.py`) and writes
+each table with one executemany; ids are allocated up front so the four tables can
+be written without reading ids back.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from json.encoder import encode_basestring_ascii as _quote  # what json.dumps writes for a str
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pathway.service.results import iso
-from pathway.store.fastpath import sqlite_time
-from pathway.store.repository import Tx
+from pathway.domain import envelopes
+from pathway.domain.effects import ENROLL
+from pathway.domain.envelopes import OPENED, OpenedText
+from pathway.domain.record import Event
+from pathway.domain.timeutil import iso
+from pathway.store.rows import EnrollmentRow, EventRow, OutboxRow, PatientRow, RowWriter
+
+if TYPE_CHECKING:
+    from pathway.store.repository import Tx
+    from pathway.store.unit_of_work import Writes
 
 #: One enrollment to make: (source line, patient identifier, pathway id, pathway version,
 #: profile, effective time, initial state, display name or None); a `referrals.Referral` is one.
@@ -36,6 +37,7 @@ NewEnrollment = tuple[int, str, str, int, str, datetime, str, str | None]
 #: The SQLite page cache while a batch is written (negative: KiB, SQLite's convention).
 SQLITE_CACHE_KIB = -65536
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_BLOCK = 1000  # ids reserved at a time (PostgreSQL: one nextval query per block)
 
 
 def uuid4_texts(count: int) -> list[str]:
@@ -48,91 +50,106 @@ def uuid4_texts(count: int) -> list[str]:
     ]
 
 
-class SqliteDriver:
-    """Statements for the sqlite3 connection inside the transaction (see fastpath.py)."""
+class BulkTx:
+    """The writes of a unit of work (`unit_of_work.Writes`) kept as rows, written by `flush`.
 
-    json = "?"
-
-    def __init__(self, tx: Tx) -> None:
-        self.dbapi = tx.dbapi
-
-    @staticmethod
-    def time(value: datetime) -> Any:
-        return sqlite_time(value)
-
-    def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        return list(self.dbapi.execute(sql, params).fetchall())
-
-    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self.dbapi.executemany(sql, rows)
-
-    def patients(self, identifiers: list[str]) -> list[Any]:
-        # json_each first (CROSS JOIN keeps that order): one index probe per identifier.
-        return self.rows(
-            "SELECT p.identifier, p.id, p.display_name FROM json_each(?) AS j "
-            "CROSS JOIN patients AS p ON p.identifier = j.value",
-            (json.dumps(identifiers),),
-        )
-
-    def enrollments(self, patient_ids: list[int]) -> list[Any]:
-        return self.rows(
-            "SELECT n.patient_id, n.pathway_id, n.opened_at, n.closed_at FROM json_each(?) AS j "
-            "CROSS JOIN enrollments AS n ON n.patient_id = j.value",
-            (json.dumps(patient_ids),),
-        )
-
-    def allocate(self, table: str, count: int) -> Iterable[int]:
-        # Safe only because the transaction began IMMEDIATE: the write lock is already ours.
-        (top,) = self.dbapi.execute(f"SELECT max(id) FROM {table}").fetchone()
-        first = (top or 0) + 1
-        return range(first, first + count)
-
-
-class PostgresDriver:
-    """The same through SQLAlchemy's connection to psycopg (still one executemany per table)."""
-
-    json = "CAST(? AS jsonb)"
+    `add_patient` and `add_enrollment` take ids reserved from the database; `add_event`
+    and `add_outbox` keep the rows in the order given (the database numbers them so)."""
 
     def __init__(self, tx: Tx) -> None:
-        self.conn = tx.conn
+        self.writer = RowWriter(tx)
+        self.messages = tx.messages
+        self._ids: dict[str, Iterator[int]] = {}
+        self._renamed: list[tuple[str, int]] = []
 
-    @staticmethod
-    def time(value: datetime) -> Any:
-        return value
+    def reserve(self, table: str, count: int) -> None:
+        """Reserve `count` ids of `table` for the rows that follow (one query, not one per row)."""
+        self._ids[table] = iter(self.writer.allocate(table, count))
 
-    def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        return list(self.conn.exec_driver_sql(sql.replace("?", "%s"), params).all())
+    def _id(self, table: str) -> int:
+        found = next(self._ids.get(table, iter(())), None)
+        if found is None:
+            self.reserve(table, _BLOCK)
+            found = next(self._ids[table])
+        return found
 
-    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self.conn.exec_driver_sql(sql.replace("?", "%s"), rows)
+    # Writes -----------------------------------------------------------------------------
+    def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
+        patient_id = self._id("patients")
+        self.writer.add("patients", PatientRow(patient_id, identifier, display_name, self.writer.time(at)))
+        return patient_id
 
-    def patients(self, identifiers: list[str]) -> list[Any]:
-        return self.rows(
-            "SELECT identifier, id, display_name FROM patients WHERE identifier = ANY(?)", (identifiers,)
+    def set_display_name(self, patient_id: int, display_name: str) -> None:
+        self._renamed.append((display_name, patient_id))
+
+    def add_enrollment(
+        self, *, patient_id: int, pathway: str, version: int, profile: str, state: str, at: datetime
+    ) -> int:
+        enrollment_id = self._id("enrollments")
+        stamp = self.writer.time(at)
+        self.writer.add(
+            "enrollments",
+            EnrollmentRow(
+                id=enrollment_id,
+                patient_id=patient_id,
+                pathway_id=pathway,
+                pathway_version=version,
+                profile=profile,
+                state=state,
+                entered_state_at=stamp,
+                opened_at=stamp,
+                last_event_at=stamp,
+                last_seq=1,  # the enroll event
+                version=1,
+            ),
         )
+        return enrollment_id
 
-    def enrollments(self, patient_ids: list[int]) -> list[Any]:
-        return self.rows(
-            "SELECT patient_id, pathway_id, opened_at, closed_at FROM enrollments WHERE patient_id = ANY(?)",
-            (patient_ids,),
+    def add_event(self, event: Event) -> None:
+        self.writer.add("events", self.event_row(event))
+
+    def event_row(self, event: Event, payload_text: str | None = None) -> tuple[Any, ...]:
+        time = self.writer.time
+        row: tuple[Any, ...] = EventRow(
+            enrollment_id=event.enrollment_id,
+            seq=event.seq,
+            trigger=event.trigger,
+            from_state=event.from_state,
+            to_state=event.to_state,
+            actor=event.actor,
+            role=event.role,
+            effective_at=time(event.effective_at),
+            recorded_at=time(event.recorded_at),
+            reason=event.reason,
+            payload=payload_text
+            if payload_text is not None
+            else self.writer.json(dict(event.payload) or None),
         )
+        return row
 
-    def allocate(self, table: str, count: int) -> Iterable[int]:
-        rows = self.rows(
-            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)",
-            (count,),
-        )
-        return [row[0] for row in rows]
+    def add_outbox(
+        self, *, type: str, enrollment_id: int | None, payload: Mapping[str, Any], at: datetime
+    ) -> str:
+        message_id = str(payload["id"])
+        self.messages.append(dict(payload))
+        self.outbox_text(message_id, type, enrollment_id, self.writer.json(dict(payload)) or "", at)
+        return message_id
+
+    def outbox_text(
+        self, message_id: str, type_: str, enrollment_id: int | None, text: str, at: datetime | Any
+    ) -> None:
+        """An outbox row whose payload is already JSON text (`at` a datetime or a stored time)."""
+        stamp = self.writer.time(at) if isinstance(at, datetime) else at
+        self.writer.add("outbox", OutboxRow(message_id, type_, enrollment_id, text, stamp))
+
+    def flush(self) -> None:
+        self.writer.update("UPDATE patients SET display_name = ? WHERE id = ?", self._renamed)
+        self._renamed = []
+        self.writer.flush()
 
 
-Driver = SqliteDriver | PostgresDriver
-
-
-def driver(tx: Tx) -> Driver:
-    """Raw statements and id allocation for the backend of `tx` (also used by staged.py)."""
-    return SqliteDriver(tx) if tx.dbapi is not None else PostgresDriver(tx)
+def _conforms(tx: Tx) -> Writes:
+    return BulkTx(tx)  # mypy checks BulkTx against the protocol here
 
 
 def enroll_many(
@@ -141,28 +158,23 @@ def enroll_many(
     """Enroll each of `batch` (validated; one row per patient and pathway) unless the patient
     already has an open enrollment in the pathway or one opened at the same time (the same
     referral imported before). Returns (enrolled, skipped)."""
-    db = driver(tx)
-    if not isinstance(db, SqliteDriver):
-        return _enroll(db, tx, batch, actor=actor, role=role, recorded=recorded)
+    bulk = BulkTx(tx)
+    if not bulk.writer.sqlite:
+        return _enroll(bulk, batch, actor=actor, role=role, recorded=recorded)
     # A batch touches more index pages than SQLite's default 2 MB page cache holds; a larger
     # cache while it is written saves spilling and re-reading them (given back afterwards).
-    (cache_size,) = db.dbapi.execute("PRAGMA cache_size").fetchone()
-    db.dbapi.execute(f"PRAGMA cache_size = {SQLITE_CACHE_KIB}")
+    (cache_size,) = tx.dbapi.execute("PRAGMA cache_size").fetchone()
+    tx.dbapi.execute(f"PRAGMA cache_size = {SQLITE_CACHE_KIB}")
     try:
-        return _enroll(db, tx, batch, actor=actor, role=role, recorded=recorded)
+        return _enroll(bulk, batch, actor=actor, role=role, recorded=recorded)
     finally:
-        db.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        tx.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
 def _enroll(
-    db: Driver,
-    tx: Tx,
-    batch: Sequence[NewEnrollment],
-    *,
-    actor: str,
-    role: str,
-    recorded: datetime,
+    bulk: BulkTx, batch: Sequence[NewEnrollment], *, actor: str, role: str, recorded: datetime
 ) -> tuple[int, int]:
+    db = bulk.writer
     identifiers = list(dict.fromkeys(r[1] for r in batch))
     known = {row[0]: (row[1], row[2]) for row in db.patients(identifiers)}
     todo: Sequence[NewEnrollment] = batch
@@ -181,88 +193,57 @@ def _enroll(
     names = {r[1]: r[7] for r in todo if r[7]}
     patient_ids = {identifier: row[0] for identifier, row in known.items()}
     new = [identifier for identifier in identifiers if identifier not in known]
+    bulk.reserve("patients", len(new))
+    for identifier in new:
+        patient_ids[identifier] = bulk.add_patient(identifier, names.get(identifier), recorded)
+    for identifier, (patient_id, name) in known.items():
+        if names.get(identifier, name) != name:
+            bulk.set_display_name(patient_id, names[identifier])
+
     stamp = db.time(recorded)
-    patient_rows = []
-    for identifier, patient_id in zip(new, db.allocate("patients", len(new)), strict=True):
-        patient_ids[identifier] = patient_id
-        patient_rows.append((patient_id, identifier, names.get(identifier), stamp))
-    renamed = [
-        (names[identifier], patient_id)
-        for identifier, (patient_id, name) in known.items()
-        if names.get(identifier, name) != name
-    ]
-
-    recorded_at = iso(recorded) or ""
-    # The message text in pieces: what a batch shares, what a pathway shares, what a row adds.
-    tail = f', "recorded_at": {_quote(recorded_at)}, "actor": {_quote(actor)}, "role": {_quote(role)}}}'
-    times: dict[datetime, tuple[Any, str, str]] = {}
-    shared: dict[tuple[str, int, str, str], tuple[str, str]] = {}
-    enrollment_rows, event_rows, outbox_rows, messages = [], [], [], []
-    for (_, patient, pathway, version, profile, at, state, _), enrollment_id, message_id in zip(
-        todo, db.allocate("enrollments", len(todo)), uuid4_texts(len(todo)), strict=True
+    texts: dict[tuple[str, int, str], OpenedText] = {}
+    payloads: dict[str, str] = {}
+    effective: dict[datetime, str] = {}
+    bulk.reserve("enrollments", len(todo))
+    for (_, patient, pathway, version, profile, at, state, _), message_id in zip(
+        todo, uuid4_texts(len(todo)), strict=True
     ):
-        when = times.get(at)
-        if when is None:
-            effective = iso(at) or ""
-            when = times[at] = (db.time(at), effective, _quote(effective))
-        stored, effective, effective_q = when
-        key = (pathway, version, state, profile)
-        common = shared.get(key)
-        if common is None:
-            common = shared[key] = (
-                f'"pathway": {_quote(pathway)}, "pathway_version": {version}, "trigger": "enroll", '
-                f'"from": null, "to": {_quote(state)}, "effective_at": ',
-                json.dumps({"profile": profile, "source": "import"}),
+        enrollment_id = bulk.add_enrollment(
+            patient_id=patient_ids[patient],
+            pathway=pathway,
+            version=version,
+            profile=profile,
+            state=state,
+            at=at,
+        )
+        payload = payloads.get(profile)
+        if payload is None:
+            payload = payloads[profile] = db.json({"profile": profile, "source": "import"}) or ""
+        event = Event(enrollment_id, 1, ENROLL, None, state, actor, role, at, recorded)
+        db.add("events", bulk.event_row(event, payload))
+        template = texts.get((pathway, version, state))
+        if template is None:
+            template = texts[pathway, version, state] = OpenedText(
+                pathway=pathway, version=version, state=state, recorded=recorded, actor=actor, role=role
             )
-        middle, payload = common
-        enrollment_rows.append(
-            (enrollment_id, patient_ids[patient], pathway, version, profile, state, stored, stored, stored)
+        when = effective.get(at)
+        if when is None:
+            when = effective[at] = iso(at) or ""
+        text = template.text(message_id=message_id, enrollment=enrollment_id, patient=patient, effective=when)
+        bulk.outbox_text(message_id, OPENED, enrollment_id, text, stamp)
+        bulk.messages.append(
+            envelopes.opened(
+                enrollment=enrollment_id,
+                patient=patient,
+                pathway=pathway,
+                version=version,
+                state=state,
+                effective=at,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+                message_id=message_id,
+            )
         )
-        event_rows.append((enrollment_id, state, actor, role, stored, stamp, payload))
-        messages.append(
-            {
-                "id": message_id,
-                "type": "enrollment.opened",
-                "enrollment": enrollment_id,
-                "patient": patient,
-                "pathway": pathway,
-                "pathway_version": version,
-                "trigger": "enroll",
-                "from": None,
-                "to": state,
-                "effective_at": effective,
-                "recorded_at": recorded_at,
-                "actor": actor,
-                "role": role,
-            }
-        )
-        # Exactly json.dumps(message): same keys, order and quoting (a test compares them).
-        body = (
-            f'{{"id": "{message_id}", "type": "enrollment.opened", "enrollment": {enrollment_id}, '
-            f'"patient": {_quote(patient)}, {middle}{effective_q}{tail}'
-        )
-        outbox_rows.append((message_id, enrollment_id, body, stamp))
-
-    db.many(
-        "INSERT INTO patients (id, identifier, display_name, created_at) VALUES (?, ?, ?, ?)", patient_rows
-    )
-    db.many("UPDATE patients SET display_name = ? WHERE id = ?", renamed)
-    db.many(
-        "INSERT INTO enrollments (id, patient_id, pathway_id, pathway_version, profile, state, "
-        "entered_state_at, opened_at, last_event_at, last_seq, version) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)",
-        enrollment_rows,
-    )
-    db.many(
-        'INSERT INTO events (enrollment_id, seq, "trigger", from_state, to_state, actor, role, '
-        "effective_at, recorded_at, reason, payload) "
-        f"VALUES (?, 1, 'enroll', NULL, ?, ?, ?, ?, ?, NULL, {db.json})",
-        event_rows,
-    )
-    db.many(
-        "INSERT INTO outbox (message_id, type, enrollment_id, payload, created_at, attempts) "
-        f"VALUES (?, 'enrollment.opened', ?, {db.json}, ?, 0)",
-        outbox_rows,
-    )
-    tx.messages.extend(messages)
+    bulk.flush()
     return len(todo), len(batch) - len(todo)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from pathway.domain.effects import Position
 from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import from_storage
 from pathway.errors import AlreadyEnrolled, ConcurrencyError, StoreError
 from pathway.store import database
 from pathway.store.fastpath import Prepared
+from pathway.store.rows import EventRow, ObservationRow, OutboxRow, columns
 from pathway.store.tables import enrollments, events, observations, outbox, patients
 
 if TYPE_CHECKING:
@@ -151,12 +153,9 @@ _ACTIVE_OBSERVATIONS_OF = _OBSERVATIONS_OF.where(observations.c.entered_in_error
 _PATIENT_ENROLLMENT_IDS = (
     select(enrollments.c.id).where(enrollments.c.patient_id == bindparam("patient_id")).scalar_subquery()
 )
-_ACTIVE_OBSERVATIONS_OF_PATIENT = (
+_OBSERVATIONS_OF_PATIENT = (
     select(observations)
-    .where(
-        observations.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS),
-        observations.c.entered_in_error.is_(False),
-    )
+    .where(observations.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS))
     .order_by(observations.c.effective_at, observations.c.id)
 )
 _EVENTS_OF_PATIENT = (
@@ -173,51 +172,9 @@ _INSERT_EVENT = insert(events)
 _INSERT_OBSERVATION = insert(observations)
 _INSERT_OUTBOX = insert(outbox)
 
-_EVENT_COLUMNS = (
-    "enrollment_id",
-    "seq",
-    "trigger",
-    "from_state",
-    "to_state",
-    "actor",
-    "role",
-    "effective_at",
-    "recorded_at",
-    "reason",
-    "payload",
-)
-_OBSERVATION_COLUMNS = (
-    "enrollment_id",
-    "kind",
-    "data",
-    "effective_at",
-    "recorded_at",
-    "actor",
-    "role",
-    "entered_in_error",
-)
-_OUTBOX_COLUMNS = ("message_id", "type", "enrollment_id", "payload", "created_at", "attempts")
-_PATIENT_COLUMNS = ("identifier", "display_name", "created_at")
-_ENROLLMENT_INSERT_COLUMNS = (
-    "patient_id",
-    "pathway_id",
-    "pathway_version",
-    "profile",
-    "state",
-    "held_from",
-    "entered_state_at",
-    "opened_at",
-    "closed_at",
-    "last_event_at",
-    "last_seq",
-    "version",
-)
-_BULK = {
-    "patients": (insert(patients), _PATIENT_COLUMNS),
-    "enrollments": (insert(enrollments), _ENROLLMENT_INSERT_COLUMNS),
-    "events": (_INSERT_EVENT, _EVENT_COLUMNS),
-    "outbox": (_INSERT_OUTBOX, _OUTBOX_COLUMNS),
-}
+_EVENT_COLUMNS = columns(events, with_id=False)
+_OBSERVATION_COLUMNS = columns(observations, with_id=False)
+_OUTBOX_COLUMNS = columns(outbox, with_id=False)
 
 
 class _Fast:
@@ -225,14 +182,13 @@ class _Fast:
 
     def __init__(self) -> None:
         self.enrollments_of_identifier = Prepared(_ENROLLMENTS_OF_IDENTIFIER)
-        self.patient_observations = Prepared(_ACTIVE_OBSERVATIONS_OF_PATIENT)
+        self.patient_observations = Prepared(_OBSERVATIONS_OF_PATIENT)
         self.patient_events = Prepared(_EVENTS_OF_PATIENT)
         self.save_state = Prepared(_SAVE_STATE)
         self.touch = Prepared(_TOUCH)
         self.insert_event = Prepared(_INSERT_EVENT, _EVENT_COLUMNS)
         self.insert_observation = Prepared(_INSERT_OBSERVATION, _OBSERVATION_COLUMNS)
         self.insert_outbox = Prepared(_INSERT_OUTBOX, _OUTBOX_COLUMNS)
-        self.bulk = {name: Prepared(stmt, cols) for name, (stmt, cols) in _BULK.items()}
 
 
 _fast: _Fast | None = None
@@ -361,30 +317,20 @@ class Tx:
             raise AlreadyEnrolled(f"the patient already has an open enrollment in {pathway}") from None
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def save_state(
-        self,
-        enrollment: Enrollment,
-        *,
-        state: str,
-        held_from: str | None,
-        entered_state_at: datetime,
-        closed_at: datetime | None,
-        last_event_at: datetime,
-        last_seq: int,
-    ) -> None:
-        """Write a state change if nobody else changed the enrollment since it was read."""
+    def save_state(self, enrollment: Enrollment, position: Position) -> None:
+        """Move `enrollment` to `position` if nobody else changed it since it was read."""
         rowcount, _ = self._execute_write(
             "save_state",
             _SAVE_STATE,
             {
                 "b_id": enrollment.id,
                 "b_expected": enrollment.version,
-                "b_state": state,
-                "b_held_from": held_from,
-                "b_entered_state_at": entered_state_at,
-                "b_closed_at": closed_at,
-                "b_last_event_at": last_event_at,
-                "b_last_seq": last_seq,
+                "b_state": position.state,
+                "b_held_from": position.held_from,
+                "b_entered_state_at": position.entered_state_at,
+                "b_closed_at": position.closed_at,
+                "b_last_event_at": position.last_event_at,
+                "b_last_seq": position.last_seq,
                 "b_version": enrollment.version + 1,
             },
         )
@@ -421,23 +367,20 @@ class Tx:
     # events -------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         try:
-            self._execute_write(
-                "insert_event",
-                _INSERT_EVENT,
-                {
-                    "enrollment_id": event.enrollment_id,
-                    "seq": event.seq,
-                    "trigger": event.trigger,
-                    "from_state": event.from_state,
-                    "to_state": event.to_state,
-                    "actor": event.actor,
-                    "role": event.role,
-                    "effective_at": event.effective_at,
-                    "recorded_at": event.recorded_at,
-                    "reason": event.reason,
-                    "payload": dict(event.payload) or None,
-                },
+            row = EventRow(
+                enrollment_id=event.enrollment_id,
+                seq=event.seq,
+                trigger=event.trigger,
+                from_state=event.from_state,
+                to_state=event.to_state,
+                actor=event.actor,
+                role=event.role,
+                effective_at=event.effective_at,
+                recorded_at=event.recorded_at,
+                reason=event.reason,
+                payload=dict(event.payload) or None,
             )
+            self._execute_write("insert_event", _INSERT_EVENT, row._asdict())
         except (IntegrityError, sqlite3.IntegrityError):
             raise ConcurrencyError(
                 "another change to this enrollment was recorded at the same moment; retry"
@@ -461,20 +404,18 @@ class Tx:
         actor: str,
         role: str,
     ) -> int:
-        _, key = self._execute_write(
-            "insert_observation",
-            _INSERT_OBSERVATION,
-            {
-                "enrollment_id": enrollment_id,
-                "kind": kind,
-                "data": dict(data),
-                "effective_at": effective_at,
-                "recorded_at": recorded_at,
-                "actor": actor,
-                "role": role,
-                "entered_in_error": False,
-            },
+        row = ObservationRow(
+            enrollment_id=enrollment_id,
+            kind=kind,
+            data=dict(data),
+            effective_at=effective_at,
+            recorded_at=recorded_at,
+            actor=actor,
+            role=role,
         )
+        fields = row._asdict()
+        del fields["id"]  # the database numbers it
+        _, key = self._execute_write("insert_observation", _INSERT_OBSERVATION, fields)
         return int(key)
 
     def observations_of(
@@ -486,10 +427,9 @@ class Tx:
         return [_observation(r._mapping) for r in self.conn.execute(query, {"ids": list(enrollment_ids)})]
 
     def patient_observations(self, patient_id: int) -> list[Observation]:
-        """Every active (not entered-in-error) observation of every enrollment of a patient."""
-        rows = self._select(
-            "patient_observations", _ACTIVE_OBSERVATIONS_OF_PATIENT, {"patient_id": patient_id}
-        )
+        """Every observation of every enrollment of a patient, corrections included (the
+        record judged by guards leaves out those entered in error: `pathway.domain.asof`)."""
+        rows = self._select("patient_observations", _OBSERVATIONS_OF_PATIENT, {"patient_id": patient_id})
         return [_observation(r) for r in rows]
 
     def patient_events(self, patient_id: int) -> list[Event]:
@@ -523,30 +463,15 @@ class Tx:
     ) -> str:
         message_id = str(payload.get("id") or uuid.uuid4())
         self.messages.append(dict(payload))
-        self._execute_write(
-            "insert_outbox",
-            _INSERT_OUTBOX,
-            {
-                "message_id": message_id,
-                "type": type,
-                "enrollment_id": enrollment_id,
-                "payload": dict(payload),
-                "created_at": at,
-                "attempts": 0,
-            },
+        row = OutboxRow(
+            message_id=message_id,
+            type=type,
+            enrollment_id=enrollment_id,
+            payload=dict(payload),
+            created_at=at,
         )
+        self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())
         return message_id
-
-    def insert_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows into `table` (patients, enrollments, events or outbox) in one executemany;
-        every row gives every column of that table's bulk column list."""
-        if not rows:
-            return
-        if self.fast is not None:
-            self.fast.bulk[table].many(self.dbapi, rows)
-        else:
-            statement, _ = _BULK[table]
-            self.conn.execute(statement, list(rows))
 
     def outbox_messages(
         self,

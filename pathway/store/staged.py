@@ -24,35 +24,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from pathway.domain.effects import Position, moved
 from pathway.domain.record import Enrollment, Event, Observation
 from pathway.errors import ConcurrencyError, StoreError
-from pathway.store.bulk import Driver, SqliteDriver, driver
+from pathway.store.bulk import BulkTx
 from pathway.store.repository import Tx
+from pathway.store.rows import EnrollmentRow, ObservationRow
+from pathway.store.rows import PatientRow as PatientInsert
+from pathway.store.unit_of_work import PatientRow, UnitOfWork
 
-#: Ids reserved from the database at a time (PostgreSQL: one nextval query per block).
-ID_BLOCK = 1000
 _MISSING = object()
 
 
-class PatientRow(NamedTuple):
-    """What `Tx.find_patient` returns."""
-
-    id: int
-    identifier: str
-    display_name: str | None
-
-
 class StagedTx:
-    """The `Tx` methods the commands use, over memory; `flush` writes the result."""
+    """The unit of work (`unit_of_work.UnitOfWork`) over memory; `flush` writes the result."""
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
-        self.db: Driver = driver(tx)
+        self.bulk = BulkTx(tx)
         self.messages = tx.messages  # the outer transaction's list: after-commit hooks see them
         self.patients: dict[str, PatientRow] = {}
         self.identifiers: dict[int, str] = {}  # patient id -> identifier
@@ -65,8 +59,6 @@ class StagedTx:
         self.per_patient_events: dict[int, list[Event]] = {}
         self.per_patient_observations: dict[int, list[Observation]] = {}
         self.outbox: list[tuple[str, str, int | None, Mapping[str, Any], datetime]] = []
-        self._free: dict[str, Iterator[int]] = {}
-        self._last: dict[str, int] = {}  # the last id taken, per table
         self._journal: list[tuple[dict[Any, Any], Any, Any]] = []  # (mapping, key, old value)
 
     # undo -------------------------------------------------------------------------
@@ -108,23 +100,11 @@ class StagedTx:
         mapping[key] = value
 
     def _id(self, table: str) -> int:
-        free = self._free.get(table)
-        value = next(free, None) if free is not None else None
-        if value is None:
-            last = self._last.get(table)
-            if last is not None and isinstance(self.db, SqliteDriver):
-                # Nothing is inserted before the flush, so max(id) has not moved: go on from here.
-                block: Iterable[int] = range(last + 1, last + 1 + ID_BLOCK)
-            else:
-                block = self.db.allocate(table, ID_BLOCK)
-            free = self._free[table] = iter(block)
-            value = next(free)
-        self._last[table] = value
-        return value
+        return self.bulk._id(table)
 
     # patients -----------------------------------------------------------------------
     def _refuse_known(self, identifier: str) -> None:
-        if self.db.patients([identifier]):
+        if self.bulk.writer.patients([identifier]):
             raise StoreError(
                 f"{identifier} is already in the database: this batch works only on patients "
                 "it enrolls itself"
@@ -196,32 +176,9 @@ class StagedTx:
             )
         return current
 
-    def save_state(
-        self,
-        enrollment: Enrollment,
-        *,
-        state: str,
-        held_from: str | None,
-        entered_state_at: datetime,
-        closed_at: datetime | None,
-        last_event_at: datetime,
-        last_seq: int,
-    ) -> None:
+    def save_state(self, enrollment: Enrollment, position: Position) -> None:
         current = self._current(enrollment)
-        self._set(
-            self.enrollments,
-            enrollment.id,
-            replace(
-                current,
-                state=state,
-                held_from=held_from,
-                entered_state_at=entered_state_at,
-                closed_at=closed_at,
-                last_event_at=last_event_at,
-                last_seq=last_seq,
-                version=current.version + 1,
-            ),
-        )
+        self._set(self.enrollments, enrollment.id, moved(current, position, version=current.version + 1))
 
     def touch(self, enrollment: Enrollment) -> None:
         current = self._current(enrollment)
@@ -284,79 +241,51 @@ class StagedTx:
     # the end ---------------------------------------------------------------------------
     def flush(self) -> None:
         """Write everything kept, one executemany per table, inside the batch's transaction."""
-        db, time = self.db, self.db.time
-        db.many(
-            "INSERT INTO patients (id, identifier, display_name, created_at) VALUES (?, ?, ?, ?)",
-            [
-                (row.id, row.identifier, row.display_name, time(self.created[row.id]))
-                for row in sorted(self.patients.values())
-            ],
-        )
-        db.many(
-            "INSERT INTO enrollments (id, patient_id, pathway_id, pathway_version, profile, state, "
-            "held_from, entered_state_at, opened_at, closed_at, last_event_at, last_seq, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e.id,
-                    e.patient_id,
-                    e.pathway,
-                    e.pathway_version,
-                    e.profile,
-                    e.state,
-                    e.held_from,
-                    time(e.entered_state_at),
-                    time(e.opened_at),
-                    None if e.closed_at is None else time(e.closed_at),
-                    time(e.last_event_at),
-                    e.last_seq,
-                    e.version,
-                )
-                for _, e in sorted(self.enrollments.items())
-            ],
-        )
-        db.many(
-            "INSERT INTO observations (id, enrollment_id, kind, data, effective_at, recorded_at, "
-            f"actor, role, entered_in_error) VALUES (?, ?, ?, {db.json}, ?, ?, ?, ?, FALSE)",
-            [
-                (
-                    o.id,
-                    o.enrollment_id,
-                    o.kind,
-                    self.observation_texts[o.id],
-                    time(o.effective_at),
-                    time(o.recorded_at),
-                    o.actor,
-                    o.role,
-                )
-                for o in self.observations
-            ],
-        )
-        db.many(
-            'INSERT INTO events (enrollment_id, seq, "trigger", from_state, to_state, actor, role, '
-            f"effective_at, recorded_at, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {db.json})",
-            [
-                (
-                    e.enrollment_id,
-                    e.seq,
-                    e.trigger,
-                    e.from_state,
-                    e.to_state,
-                    e.actor,
-                    e.role,
-                    time(e.effective_at),
-                    time(e.recorded_at),
-                    e.reason,
-                    json.dumps(dict(e.payload)) if e.payload else None,
-                )
-                for e in self.events
-            ],
-        )
-        db.many(
-            "INSERT INTO outbox (message_id, type, enrollment_id, payload, created_at, attempts) "
-            f"VALUES (?, ?, ?, {db.json}, ?, 0)",
-            [
-                (message_id, type_, enrollment_id, json.dumps(payload), time(at))
-                for message_id, type_, enrollment_id, payload, at in self.outbox
-            ],
-        )
+        bulk, time = self.bulk, self.bulk.writer.time
+        for row in sorted(self.patients.values()):
+            bulk.writer.add(
+                "patients",
+                PatientInsert(row.id, row.identifier, row.display_name, time(self.created[row.id])),
+            )
+        for _, e in sorted(self.enrollments.items()):
+            bulk.writer.add(
+                "enrollments",
+                EnrollmentRow(
+                    id=e.id,
+                    patient_id=e.patient_id,
+                    pathway_id=e.pathway,
+                    pathway_version=e.pathway_version,
+                    profile=e.profile,
+                    state=e.state,
+                    held_from=e.held_from,
+                    entered_state_at=time(e.entered_state_at),
+                    opened_at=time(e.opened_at),
+                    closed_at=None if e.closed_at is None else time(e.closed_at),
+                    last_event_at=time(e.last_event_at),
+                    last_seq=e.last_seq,
+                    version=e.version,
+                ),
+            )
+        for o in self.observations:
+            bulk.writer.add(
+                "observations",
+                ObservationRow(
+                    id=o.id,
+                    enrollment_id=o.enrollment_id,
+                    kind=o.kind,
+                    data=self.observation_texts[o.id],
+                    effective_at=time(o.effective_at),
+                    recorded_at=time(o.recorded_at),
+                    actor=o.actor,
+                    role=o.role,
+                ),
+            )
+        for event in self.events:
+            bulk.add_event(event)
+        for message_id, type_, enrollment_id, payload, at in self.outbox:
+            bulk.outbox_text(message_id, type_, enrollment_id, json.dumps(payload), at)
+        bulk.flush()
+
+
+def _conforms(tx: Tx) -> UnitOfWork:
+    return StagedTx(tx)  # mypy checks StagedTx against the protocol here

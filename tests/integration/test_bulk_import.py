@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from pathway import Clinic
 from pathway.interop import referrals
-from pathway.store import bulk
+from pathway.store import bulk, rows
 
 PATHWAY = "cervical-neurotomy"
 ACTOR = 'Dr. "Ünï" \\ Lee 日本'  # what json.dumps escapes (an actor is one line: no tab or control)
@@ -126,7 +126,7 @@ def test_ids_are_allocated_only_while_the_write_lock_is_held(
 ) -> None:
     database = sqlite_url.removeprefix("sqlite:///")
     attempts: list[str] = []
-    allocate = bulk.SqliteDriver.allocate
+    allocate = rows.RowWriter.allocate
 
     def allocate_then_try_to_write(self: Any, table: str, count: int) -> Any:
         ids = allocate(self, table, count)
@@ -141,7 +141,7 @@ def test_ids_are_allocated_only_while_the_write_lock_is_held(
             other.close()
         return ids
 
-    monkeypatch.setattr(bulk.SqliteDriver, "allocate", allocate_then_try_to_write)
+    monkeypatch.setattr(rows.RowWriter, "allocate", allocate_then_try_to_write)
     with Clinic.open(sqlite_url, role="coordinator") as clinic:
         clinic.enroll("A0", PATHWAY, at="2026-01-01")
         assert (

@@ -12,10 +12,7 @@ from click.testing import CliRunner
 
 from pathway import Clinic, InvalidInput, NotFound
 from pathway.interop import fhir
-from pathway_cli.fhir_cmds import register
 from pathway_cli.main import cli
-
-register(cli)
 
 BASELINE = {
     "onset_date": "2025-05-01",
@@ -137,9 +134,14 @@ def test_export_of_a_whole_journey(clinic: Clinic) -> None:
 
     procedures = of_type(bundle, "Procedure")
     codes = [[c["code"] for c in p["code"]["coding"] if c["system"] == fhir.CPT] for p in procedures]
-    assert codes == [["64490"], ["64490"], ["64633"]]
+    # Two levels each: the first level's code, then the add-on code for the second level.
+    assert codes == [["64490"], ["64491"], ["64490"], ["64491"], ["64633"], ["64634"]]
     assert {p["status"] for p in procedures} == {"completed"}
-    ablation = procedures[-1]
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    add_on = procedures[-1]
+    assert by_url[add_on["partOf"][0]["reference"]] is procedures[-2]
+    assert [b["coding"][0]["code"] for b in add_on["bodySite"]] == ["C5-6"]
+    ablation = procedures[-2]
     assert ablation["performedDateTime"] == "2026-03-09T00:00:00Z"
     assert [b["coding"][0]["code"] for b in ablation["bodySite"]] == ["C4-5", "C5-6"]
     laterality = [x for x in ablation["extension"] if x["url"] == fhir.LATERALITY_EXTENSION]

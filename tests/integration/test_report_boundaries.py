@@ -84,11 +84,12 @@ def test_outcomes_count_the_six_month_window_in_calendar_days(clinic: Clinic) ->
     )
     clinic.record("SAMEDAY", "follow_up", {**follow, "nrs": 2}, at="2025-08-01")
 
-    # On day 240 the window is still open: nobody counts yet.
-    assert clinic.report_outcomes(as_of="2025-09-29T23:00:00Z")["six_month_window_closed"] == 0
-    report = clinic.report_outcomes(as_of="2025-09-30T00:30:00Z")
-    assert report["ablated"] == 5 and report["six_month_window_closed"] == 5
+    # Clarification 9: an ablation counts once it is at least 240 days before the as-of date.
+    # On day 239 nobody counts yet; on day 240 everybody does.
+    assert clinic.report_outcomes(as_of="2025-09-28T23:00:00Z")["window_closed"] == 0
+    report = clinic.report_outcomes(as_of="2025-09-29T23:00:00Z")
+    assert report["treated"] == 5 and report["window_closed"] == 5
     # D150 and D240 are in the window and successes; D149 and D241 are not in it; SAMEDAY is
     # in it but not a success.
-    assert report["with_six_month_follow_up"] == 3
+    assert report["with_follow_up"] == 3 and report["without_follow_up"] == 2
     assert report["successes"] == 2

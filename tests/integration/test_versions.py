@@ -20,7 +20,10 @@ def version_two(folder: Path) -> Path:
     """Version 2 of the cervical pathway: imaging renamed to imaging_review, SLA changed."""
     folder.mkdir(exist_ok=True)
     text = SHIPPED.read_text().replace("version: 1", "version: 2")
-    text = text.replace("  imaging:\n    sla_days: 42", "  imaging_review:\n    sla_days: 30")
+    text = text.replace(
+        "  imaging:\n    optional: true\n    sla_days: 42",
+        "  imaging_review:\n    optional: true\n    sla_days: 30",
+    )
     text = text.replace("dest: imaging\n", "dest: imaging_review\n")
     text = text.replace("source: imaging\n", "source: imaging_review\n")
     text = text.replace(

@@ -1,0 +1,231 @@
+"""The `pathway` command group and what every command shares: settings, --json, and the one
+place library errors become exit codes.
+
+Each command parses its options, calls the library once and prints the result.
+Library errors become exit codes in one place (`PathwayGroup.invoke`):
+0 done, 1 error or invalid input, 2 usage, 3 refused by a guard or role,
+4 not found, 5 concurrent change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .output import emit_json
+
+if TYPE_CHECKING:
+    from pathway import Clinic
+
+DEFAULT_DB = "sqlite:///pathway.db"
+
+
+@dataclass
+class Settings:
+    db: str
+    actor: str | None
+    role: str
+    workflows: tuple[str, ...]
+    db_given: bool
+    json: bool = False
+    clinics: list[Clinic] = field(default_factory=list)
+
+    def clinic(self, db: str | None = None, *, create: bool = False) -> Clinic:
+        """The clinic at --db. Only commands that bring patients in (`create`: enroll,
+        import, simulate, demo) may start a new SQLite file: for any other, a file that
+        does not exist is a mistyped path, not an empty clinic."""
+        from pathway import Clinic
+
+        url = db or self.db
+        if not create:
+            _require_sqlite_file(url)
+        clinic = Clinic.open(url, workflows=self.workflows, actor=self.actor, role=self.role)
+        self.clinics.append(clinic)
+        return clinic
+
+    def catalog(self) -> Any:
+        from pathway import Catalog
+
+        return Catalog.discover(self.workflows)
+
+
+def _require_sqlite_file(url: str) -> None:
+    from pathway import NotFound
+    from pathway.store.database import missing_sqlite_file
+
+    path = missing_sqlite_file(url)
+    if path is not None:
+        raise NotFound(
+            f"no database at {path}: check --db (or PATHWAY_DB); a new one is made by the first "
+            "enroll, import or simulate, or by `pathway db upgrade`"
+        )
+
+
+def _error_json(exc: Exception) -> dict[str, Any]:
+    from pathway import GuardRefused, InvalidInput
+    from pathway.domain.verdicts import reasons
+
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, GuardRefused):
+        body = {
+            "refused": True,
+            "trigger": exc.trigger,
+            "reasons": reasons(list(exc.verdicts)),
+            "message": str(exc),
+        }
+    elif isinstance(exc, InvalidInput):
+        body["problems"] = list(exc.problems)
+    return body
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of standard output went away (`pathway export events | head`): stop
+    quietly, as Unix tools do, without a message or a second error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+class Exit(Exception):
+    """A command has said what it has to say and ends with `code` (e.g. 1 when an import
+    found problems, 3 when a migration refused some enrollments)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class PathwayGroup(click.Group):
+    """Maps library errors to exit codes and one clear message, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exit as done:
+            ctx.exit(done.code)
+        except Exception as exc:
+            from pathway import PathwayError
+
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if isinstance(exc, BrokenPipeError):
+                _quiet_broken_pipe()
+                ctx.exit(1)
+            if isinstance(exc, PathwayError):
+                code = exc.exit_code
+                message = str(exc)
+            elif isinstance(exc, OSError) and exc.filename is not None:
+                # A file a command was told to read or write: name it and the reason.
+                code = 1
+                message = f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+            else:
+                if os.environ.get("PATHWAY_DEBUG"):
+                    raise
+                code = 1
+                # Never echo SQL parameters (observation values) or a password.
+                detail = str(getattr(exc, "orig", None) or type(exc).__name__)
+                message = f"internal error ({type(exc).__name__}): {detail}"
+            if settings is not None and settings.json:
+                emit_json(_error_json(exc))
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(code)
+        finally:
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            if settings is not None:
+                for clinic in settings.clinics:
+                    clinic.close()
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--json` on a printing command; remembered so errors print JSON too."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if isinstance(ctx.obj, Settings):
+            ctx.obj.json = value
+        return value
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=remember,
+        expose_value=True,
+        is_eager=True,
+        help="Print JSON instead of text.",
+    )(fn)
+
+
+AT_HELP = "When it happened: ISO date or date-time (default now; a date is midnight UTC)."
+PATHWAY_HELP = "The pathway, when the patient has more than one open enrollment."
+
+
+@click.group(cls=PathwayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="PATHWAY_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Database URL: sqlite:///FILE or postgresql://HOST/DB (env PATHWAY_DB).",
+)
+@click.option(
+    "--actor",
+    envvar="PATHWAY_ACTOR",
+    help="Who is acting (env PATHWAY_ACTOR; default the OS user).",
+)
+@click.option(
+    "--role",
+    envvar="PATHWAY_ROLE",
+    default="coordinator",
+    show_default=True,
+    help="The acting role, e.g. coordinator or physician (env PATHWAY_ROLE).",
+)
+@click.option(
+    "--workflows",
+    "workflow_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra directory of workflow YAML files (repeatable; env PATHWAY_WORKFLOWS).",
+)
+@click.version_option(package_name="pathway")
+@click.pass_context
+def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]) -> None:
+    """pathway: clinical pathway workflow engine.
+
+    Enroll patients in a pathway, record what happened, and advance them
+    through guarded steps. `pathway demo` builds a demo database to explore.
+
+    Exit codes: 0 done, 1 error or invalid input, 2 usage, 3 refused by a
+    guard or role, 4 not found, 5 changed concurrently (retry).
+    """
+    source = ctx.get_parameter_source("db")
+    ctx.obj = Settings(
+        db=db,
+        actor=actor,
+        role=role,
+        workflows=workflow_dirs,
+        # On the command line only: PATHWAY_DB names a clinic's database, which the demo
+        # must never write into.
+        db_given=source == click.core.ParameterSource.COMMANDLINE,
+    )
+
+
+def settings() -> Settings:
+    obj = click.get_current_context().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from . import commands  # noqa: F401  (registers every command on `cli`)
+
+    try:
+        cli(prog_name="pathway")
+    except BrokenPipeError:  # raised while flushing standard output at exit
+        _quiet_broken_pipe()
+        sys.exit(1)

@@ -1,0 +1,276 @@
+"""What clinic managers and coordinators read: the worklist and the reports."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .app import cli, json_option, settings
+from .output import emit_json, table, write_page
+
+
+@cli.command()
+@click.option("--as-of", "as_of", help="As of this date (default now): the patients as they stood then.")
+@click.option("--role", "only_role", help="Only steps this role may take (default: everything).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many lines.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@json_option
+def worklist(
+    as_of: str | None, only_role: str | None, limit: int | None, as_csv: bool, as_json: bool
+) -> None:
+    """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
+    included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
+    import csv as csv_module
+
+    items = [i.to_dict() for i in settings().clinic().worklist(as_of=as_of, role=only_role)]
+    items = items[:limit] if limit else items
+    if as_json:
+        emit_json(items)
+        return
+    if as_csv:
+        fields = ["patient", "pathway", "state", "kind", "action", "trigger", "urgency"]
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(items)
+        return
+    if not items:
+        click.echo("nothing needs action")
+        return
+    click.echo(
+        table(
+            ["patient", "state", "what", "next action"],
+            [[i["patient"], i["state"], i["kind"], i["action"]] for i in items],
+        )
+    )
+
+
+@cli.group()
+def report() -> None:
+    """Reports for clinic managers, computed in the database."""
+
+
+@report.command("bottlenecks")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--since", help="Only stays that began on or after this date.")
+@click.option("--until", help="Only stays that began on or before this date.")
+@click.option("--as-of", "as_of", help="Judge as of this date (default now): later events ignored.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@json_option
+def report_bottlenecks(
+    pathway: str | None, since: str | None, until: str | None, as_of: str | None, as_csv: bool, as_json: bool
+) -> None:
+    """Where patients wait: per state, entries, exits, patients in it now, time in state for
+    completed stays (median, p90, max) and for stays still open (censored), SLA breaches and
+    patient-days, ranked, with the bottleneck named. Holds are their own line; states the
+    workflow marks `planned` (recovery, follow-up) are listed last and never named."""
+    import csv as csv_module
+
+    result = settings().clinic().report_bottlenecks(pathway=pathway, since=since, until=until, as_of=as_of)
+    data = result.to_dict()
+    lines = [*data["states"], *([data["hold"]] if data["hold"] else [])]
+    if as_json:
+        emit_json(data)
+        return
+    columns = [
+        "state",
+        "sla_days",
+        "entries",
+        "exits",
+        "wip",
+        "median_days",
+        "p90_days",
+        "max_days",
+        "open_median_days",
+        "open_p90_days",
+        "breaches_completed",
+        "breaches_open",
+        "patient_days",
+        "planned",
+    ]
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(lines)
+        return
+    click.echo(
+        table(
+            [
+                "state",
+                "sla",
+                "in",
+                "out",
+                "now",
+                "median",
+                "p90",
+                "max",
+                "open med",
+                "open p90",
+                "over sla",
+                "over now",
+                "patient-days",
+            ],
+            [
+                [f"{line['state']} (planned)" if line["planned"] else line["state"]]
+                + [line[c] if line[c] is not None else "" for c in columns[1:-1]]
+                for line in lines
+            ],
+        )
+    )
+    click.echo("")
+    click.echo(data["summary"])
+    if any(line["planned"] for line in lines):
+        click.echo("(planned) states are planned care, such as recovery and follow-up: listed, not waiting.")
+
+
+@report.command("rtt")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="Judge as of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the completed-pathway months as CSV.")
+@json_option
+def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """Referral to treatment: the clock runs from referral to the first ablation or a decision
+    not to treat (holds do not pause it). Incomplete pathways against the 18-week standard
+    (92% target), those at or near breach (16+ weeks), and completed pathways by month of
+    referral (median and p92 weeks)."""
+    import csv as csv_module
+
+    data = settings().clinic().report_rtt(pathway=pathway, as_of=as_of).to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(
+            sys.stdout, fieldnames=["month", "pathways", "median_weeks", "p92_weeks", "within_pct"]
+        )
+        writer.writeheader()
+        writer.writerows(data["completed_by_month"])
+        return
+    if data["within_pct"] is None:
+        click.echo("Incomplete pathways: 0 (nobody is waiting, so the 92% standard does not apply)")
+    else:
+        verdict = "meets" if data["meets_target"] else "misses"
+        click.echo(
+            f"Incomplete pathways: {data['incomplete']}; within 18 weeks: "
+            f"{data['within_standard']} ({data['within_pct']}%, {verdict} the 92% standard)"
+        )
+    if data["at_risk"]:
+        click.echo("At or near breach (16+ weeks):")
+        click.echo(
+            table(
+                ["patient", "pathway", "weeks", "breached"],
+                [
+                    [r["patient"], r["pathway"], r["weeks"], "yes" if r["breached"] else ""]
+                    for r in data["at_risk"]
+                ],
+            )
+        )
+    if data["completed_by_month"]:
+        click.echo("Completed pathways by month of referral:")
+        click.echo(
+            table(
+                ["month", "pathways", "median weeks", "p92 weeks", "within 18 w"],
+                [
+                    [m["month"], m["pathways"], m["median_weeks"], m["p92_weeks"], f"{m['within_pct']}%"]
+                    for m in data["completed_by_month"]
+                ],
+            )
+        )
+
+
+@report.command("funnel")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the stages as CSV.")
+@json_option
+def report_funnel(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """How many reached each stage, conversion between stages, and exits by terminal state
+    and reason."""
+    import csv as csv_module
+
+    data = settings().clinic().report_funnel(pathway=pathway, as_of=as_of)
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=["stage", "reached", "conversion_pct"])
+        writer.writeheader()
+        writer.writerows(data["stages"])
+        return
+    click.echo(
+        table(
+            ["stage", "reached", "conversion"],
+            [
+                [s["stage"], s["reached"], "" if s["conversion_pct"] is None else f"{s['conversion_pct']}%"]
+                for s in data["stages"]
+            ],
+        )
+    )
+    click.echo("")
+    click.echo(
+        table(
+            ["exit", "reason", "enrollments"],
+            [[x["state"], x["reason"] or "", x["enrollments"]] for x in data["exits"]],
+        )
+    )
+
+
+@report.command("outcomes")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--as-of", "as_of", help="As of this date (default now).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row).")
+@json_option
+def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
+    """Share of ablated patients with a successful 6-month follow-up (NRS relief >= 50%,
+    follow-up 150-240 days after the ablation), NRS and NDI change, repeat-ablation rate."""
+    import csv as csv_module
+
+    data = settings().clinic().report_outcomes(pathway=pathway, as_of=as_of)
+    if as_json:
+        emit_json(data)
+        return
+    if as_csv:
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(data))
+        writer.writeheader()
+        writer.writerow(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key.replace('_', ' '):28s} {'-' if value is None else value}")
+
+
+@report.command("html")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Write the page to FILE (replaced if it exists; - for standard output).",
+)
+@click.option("--pathway", help="Only this pathway.")
+@click.option(
+    "--since",
+    help="Bottlenecks and time in state: only stays that began on or after this date; "
+    "work in progress is charted from it.",
+)
+@click.option(
+    "--until",
+    help="Bottlenecks and time in state: only stays that began on or before this date; "
+    "work in progress is charted up to it.",
+)
+@click.option("--as-of", "as_of", help="Judge as of this date (default now): later events ignored.")
+@json_option
+def report_html(
+    output: str, pathway: str | None, since: str | None, until: str | None, as_of: str | None, as_json: bool
+) -> None:
+    """One self-contained HTML page for clinic managers, to open offline in a browser: a
+    summary, the bottleneck table, time in state per stage, work in progress over time,
+    referral to treatment by month, the funnel and the pathway diagram. Aggregates only: no
+    patient is named. Charts are drawn by plotly.js, which is embedded in the file."""
+    page = settings().clinic().report_html(pathway=pathway, since=since, until=until, as_of=as_of)
+    write_page(output, page)
+    if output == "-":
+        return
+    if as_json:
+        emit_json({"wrote": output, "bytes": len(page.encode())})
+    else:
+        click.echo(f"wrote {output}")

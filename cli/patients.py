@@ -1,0 +1,244 @@
+"""The commands a coordinator runs on one patient: enroll, record, correct, advance, check,
+status, history, and `list` of enrollments."""
+
+from __future__ import annotations
+
+import click
+
+from .app import AT_HELP, PATHWAY_HELP, cli, json_option, settings
+from .output import checks_text, day, emit_json, status_text, table
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", required=True, help="The pathway id, e.g. cervical-neurotomy.")
+@click.option("--profile", help="Payer profile (default: the pathway's default, e.g. medicare).")
+@click.option("--name", help="Display name (the only personal data kept besides the identifier).")
+@click.option("--at", help=AT_HELP)
+@json_option
+def enroll(
+    patient: str, pathway: str, profile: str | None, name: str | None, at: str | None, as_json: bool
+) -> None:
+    """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts."""
+    status = settings().clinic(create=True).enroll(patient, pathway, profile=profile, name=name, at=at)
+    if as_json:
+        emit_json(status.to_dict())
+    else:
+        click.echo(
+            f"enrolled {status.patient} in {status.pathway} v{status.version} "
+            f"(profile {status.profile}): {status.state} since {day(status.to_dict()['since'])}"
+        )
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("kind")
+@click.argument("values", nargs=-1, metavar="FIELD=VALUE...")
+@click.option("--at", help=AT_HELP)
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def record(
+    patient: str,
+    kind: str,
+    values: tuple[str, ...],
+    at: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
+    """Record an observation of KIND for PATIENT and print its id.
+
+    Lists are comma-separated (levels=C4-5,C5-6), an empty value is an empty
+    list (red_flags=), booleans are true/false/yes/no. `pathway workflows show
+    ID` lists every kind and field. Example:
+
+      pathway record MRN123 follow_up nrs=3 ndi=12 pgic=6 --at 2026-09-01
+    """
+    from pathway.domain.fields import parse_assignments
+    from pathway.service.results import observation_dict
+
+    obs = settings().clinic().record(patient, kind, parse_assignments(values), at=at, pathway=pathway)
+    if as_json:
+        emit_json(observation_dict(obs))
+    else:
+        click.echo(f"recorded {obs.kind} {obs.id} for {patient} on {obs.day.isoformat()}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("observation_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--reason", required=True, help="Why the observation is wrong.")
+@click.option("--at", help=AT_HELP)
+@json_option
+def correct(patient: str, observation_id: int, reason: str, at: str | None, as_json: bool) -> None:
+    """Mark observation OBSERVATION_ID of PATIENT entered-in-error (it is kept, never edited).
+
+    Record the right value afterwards as a new observation.
+    """
+    from pathway.service.results import observation_dict
+
+    obs = settings().clinic().correct(patient, observation_id, reason=reason, at=at)
+    if as_json:
+        emit_json(observation_dict(obs))
+    else:
+        click.echo(f"marked {obs.kind} {obs.id} of {patient} entered-in-error: {reason}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("trigger")
+@click.option("--at", help=AT_HELP)
+@click.option("--reason", help="Why (required by hold, mark_ineligible, refer_elsewhere).")
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def advance(
+    patient: str,
+    trigger: str,
+    at: str | None,
+    reason: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
+    """Fire TRIGGER for PATIENT if its guards pass; otherwise say every unmet criterion (exit 3)."""
+    result = settings().clinic().advance(patient, trigger, at=at, reason=reason, pathway=pathway)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(
+            f"{patient}: {result.from_state} -> {result.to_state} ({trigger}, {day(result.to_dict()['at'])})"
+        )
+
+
+@cli.command()
+@click.argument("patient")
+@click.argument("trigger", required=False)
+@click.option(
+    "--at",
+    help="Judge as of this time (default now); an earlier time judges the state the patient was in then.",
+)
+@click.option("--reason", help="Judge as if this reason were given.")
+@click.option("--pathway", help=PATHWAY_HELP)
+@json_option
+def check(
+    patient: str,
+    trigger: str | None,
+    at: str | None,
+    reason: str | None,
+    pathway: str | None,
+    as_json: bool,
+) -> None:
+    """Why can (or can't) PATIENT go on? Every possible trigger, or just TRIGGER, with every
+    unmet criterion. Changes nothing."""
+    from pathway.service.results import check_dict
+
+    s = settings()
+    checks = s.clinic().check(patient, trigger, at=at, pathway=pathway, role=s.role, reason=reason)
+    rows = [check_dict(c) for c in checks]
+    if as_json:
+        emit_json(rows)
+    elif not rows:
+        click.echo(f"{patient}: nothing can happen (the enrollment is closed)")
+    else:
+        click.echo("\n".join(checks_text(rows, indent="")))
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", help=PATHWAY_HELP)
+@click.option(
+    "--at", help="As of this time (default now): the state then, replayed from the events up to it."
+)
+@json_option
+def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> None:
+    """Where PATIENT stands: state, days in it against its SLA, and what could happen next."""
+    result = settings().clinic().status(patient, pathway=pathway, at=at).to_dict()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(status_text(result))
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--pathway", help=PATHWAY_HELP)
+@click.option("--audit", is_flag=True, help="With --json: observations and corrections too.")
+@click.option(
+    "--at",
+    help="The episode that stood at this time (an earlier one, after enrolling again), up to then.",
+)
+@json_option
+def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_json: bool) -> None:
+    """PATIENT's history, oldest first: every event, and every observation recorded or marked
+    entered-in-error, with who did it, when it took effect and when it was entered.
+
+    --json prints the events; --json --audit prints the whole audit trail.
+    """
+    from pathway.domain.timeutil import to_utc
+    from pathway.service.results import audit_entries, event_dict
+
+    clinic = settings().clinic()
+    events = clinic.history(patient, pathway=pathway, at=at)
+    if as_json and not audit:
+        emit_json([event_dict(e) for e in events])
+        return
+    observations = clinic.observations(patient, pathway=pathway, at=at)
+    if at is not None:
+        until = to_utc(at)
+        observations = [o for o in observations if o.effective_at <= until]
+    entries = audit_entries(events, observations)
+    if as_json:
+        emit_json(entries)
+        return
+    rows = []
+    for e in entries:
+        if e["type"] == "event":
+            what, change = e["trigger"], f"{e['from'] or ''} -> {e['to']}"
+        elif e["type"] == "observation":
+            what, change = f"record {e['kind']} {e['observation']}", ""
+        else:
+            what, change = f"correct {e['kind']} {e['observation']}", "entered-in-error"
+        rows.append(
+            [
+                e.get("seq", ""),
+                day(e["at"]),
+                what,
+                change,
+                e["actor"],
+                e["role"] or "",
+                (e["recorded_at"] or "")[:16].replace("T", " "),
+                e["reason"] or "",
+            ]
+        )
+    click.echo(table(["seq", "at", "what", "change", "actor", "role", "entered", "reason"], rows))
+
+
+@cli.command("list")
+@click.option("--pathway", help="Only this pathway.")
+@click.option("--state", help="Only enrollments in this state.")
+@click.option("--open", "open_only", is_flag=True, help="Only open enrollments.")
+@json_option
+def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool) -> None:
+    """Enrollments, longest in their state first."""
+    rows = [r.to_dict() for r in settings().clinic().list(pathway=pathway, state=state, open_only=open_only)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no enrollments match")
+        return
+    click.echo(
+        table(
+            ["patient", "pathway", "state", "since", "days", "sla", "overdue"],
+            [
+                [
+                    r["patient"],
+                    f"{r['pathway']} v{r['version']}",
+                    r["state"],
+                    day(r["since"]),
+                    r["days_in_state"] if r["open"] else "",
+                    r["sla_days"] or "",
+                    "OVERDUE" if r["overdue"] else "",
+                ]
+                for r in rows
+            ],
+        )
+    )

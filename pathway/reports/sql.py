@@ -1,0 +1,65 @@
+"""SQL pieces the reports share, written once for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pathway.store.fastpath import sqlite_time
+
+
+def days(dialect: str, start: str, end: str) -> str:
+    """SQL for the fractional days from `start` to `end`."""
+    if dialect == "postgresql":
+        return f"(EXTRACT(EPOCH FROM ({end} - {start})) / 86400.0)"
+    return f"(julianday({end}) - julianday({start}))"
+
+
+def calendar_days(dialect: str, start: str, end: str) -> str:
+    """SQL for the whole calendar days (UTC dates) from `start` to `end`: the count that
+    `status`, `list` and the worklist use, so "over SLA" means the same everywhere."""
+    if dialect == "postgresql":
+        return f"(({end} AT TIME ZONE 'UTC')::date - ({start} AT TIME ZONE 'UTC')::date)"
+    return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
+
+
+def whole(dialect: str, span_days: str, unit_days: int) -> str:
+    """SQL for how many whole `unit_days` fit in `span_days` (never negative), counted to the
+    millisecond: fractional days are inexact in floating point, so a stay of exactly 7 days
+    could come out as 6.9999999999 and fall into the week before."""
+    unit = unit_days * 86_400_000
+    if dialect == "postgresql":  # CAST would round, not floor
+        return f"CAST(FLOOR(ROUND(CAST({span_days} AS NUMERIC) * 86400000) / {unit}) AS INTEGER)"
+    return f"(CAST(ROUND({span_days} * 86400000) AS INTEGER) / {unit})"  # integer division
+
+
+def json_number(dialect: str, column: str, field: str) -> str:
+    """SQL for a numeric field of a JSON column (`field` is a workflow file's field name,
+    checked by the loader to be lower_snake_case, so it is safe inside the SQL)."""
+    if dialect == "postgresql":
+        return f"(({column})->>'{field}')::numeric"
+    return f"CAST(json_extract({column}, '$.{field}') AS REAL)"
+
+
+def month(dialect: str, column: str) -> str:
+    """SQL for the YYYY-MM (UTC) of a time column."""
+    if dialect == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"substr({column}, 1, 7)"
+
+
+def bind_time(dialect: str, value: datetime | None) -> Any:
+    """A time as the database compares it (SQLite stores UTC text)."""
+    return sqlite_time(value) if dialect == "sqlite" and value is not None else value
+
+
+def in_list(prefix: str, values: list[str] | tuple[str, ...], params: dict[str, Any]) -> str:
+    """`(:prefix_0, :prefix_1, ...)` with the values bound in `params`; `(NULL)` when empty
+    (so `x IN (NULL)` matches nothing)."""
+    if not values:
+        return "(NULL)"
+    names = []
+    for i, value in enumerate(values):
+        params[f"{prefix}_{i}"] = value
+        names.append(f":{prefix}_{i}")
+    return "(" + ", ".join(names) + ")"

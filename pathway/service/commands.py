@@ -1,0 +1,326 @@
+"""The commands that change a patient's pathway: enroll, record, correct, advance.
+
+Each is one transaction: the change, its event (or observation) and its outbox
+message commit together or not at all, and a refused command writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from pathway.domain import envelopes, fields
+from pathway.domain.effects import ENROLL, after_event, position_of
+from pathway.domain.record import Event, Observation
+from pathway.domain.timeutil import When, effective, iso, utcnow
+from pathway.errors import (
+    AlreadyEnrolled,
+    ConcurrencyError,
+    GuardRefused,
+    InvalidInput,
+    InvalidTime,
+    NotFound,
+    RoleRefused,
+)
+from pathway.service.inputs import MAX_NAME, MAX_REASON, check_patient_id, check_text
+from pathway.service.queries import Queries
+from pathway.service.results import Status, Transitioned
+
+
+class Commands(Queries):
+    """enroll, record, correct and advance (see `pathway.Clinic`)."""
+
+    def enroll(
+        self,
+        patient: str,
+        pathway: str,
+        *,
+        profile: str | None = None,
+        name: str | None = None,
+        at: When = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Status:
+        """Enroll `patient` (an external identifier such as an MRN) in `pathway` at its
+        latest version; the patient is created on first enrollment. A new episode may
+        start once the previous enrollment in the pathway is closed."""
+        check_patient_id(patient)
+        name = check_text(name, "name", MAX_NAME, one_line=True)
+        actor, role = self._who(actor, role)
+        workflow = self.catalog.get(pathway)
+        profile = profile or workflow.default_profile
+        if profile not in workflow.profiles:
+            raise InvalidInput(
+                f"--profile: unknown profile {profile!r} for {pathway} "
+                f"(profiles: {', '.join(workflow.profiles)})"
+            )
+        if role not in workflow.roles:
+            raise RoleRefused(
+                f"cannot enroll in {pathway} as {role}: roles are {', '.join(workflow.roles)}",
+                workflow.roles,
+            )
+        recorded = utcnow()
+        when = effective(at, recorded)
+        with self.store.write() as tx:
+            row = tx.find_patient(patient)
+            if row is None:
+                patient_id = tx.add_patient(patient, name, recorded)
+            else:
+                patient_id = row.id
+                for existing in tx.enrollments_of(patient_id):
+                    if existing.pathway == workflow.id and existing.is_open:
+                        raise AlreadyEnrolled(
+                            f"{patient} already has an open enrollment in {workflow.id} "
+                            f"({existing.state} since {iso(existing.entered_state_at)})"
+                        )
+                if name and name != row.display_name:
+                    tx.set_display_name(patient_id, name)
+            enrollment_id = tx.add_enrollment(
+                patient_id=patient_id,
+                pathway=workflow.id,
+                version=workflow.version,
+                profile=profile,
+                state=workflow.initial,
+                at=when,
+            )
+            enrollment = tx.enrollment(enrollment_id)
+            tx.add_event(
+                Event(
+                    enrollment_id=enrollment_id,
+                    seq=1,
+                    trigger=ENROLL,
+                    from_state=None,
+                    to_state=workflow.initial,
+                    actor=actor,
+                    role=role,
+                    effective_at=when,
+                    recorded_at=recorded,
+                    payload={"profile": profile},
+                )
+            )
+            message = envelopes.opened(
+                enrollment=enrollment.id,
+                patient=patient,
+                pathway=workflow.id,
+                version=workflow.version,
+                state=workflow.initial,
+                effective=when,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._emit(tx, message, recorded)
+            return self._status(tx, enrollment, tx.enrollments_of(patient_id), when, role=None)
+
+    def record(
+        self,
+        patient: str,
+        kind: str,
+        values: Mapping[str, Any],
+        *,
+        at: When = None,
+        pathway: str | None = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Observation:
+        """Record an observation of `kind` (fields validated, all problems at once).
+
+        Returns the stored observation (its `id` is what `correct` takes)."""
+        actor, role = self._who(actor, role)
+        recorded = utcnow()
+        when = effective(at, recorded)
+        with self.store.write() as tx:
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
+            workflow = self.workflow_of(enrollment)
+            spec = workflow.kinds.get(kind)
+            if spec is None:
+                raise InvalidInput(
+                    f"unknown observation kind {kind!r} in {workflow.id} (kinds: {', '.join(workflow.kinds)})"
+                )
+            if role not in spec.roles:
+                raise RoleRefused(
+                    f"cannot record {kind} for {patient}: the {role} role may not; "
+                    f"it needs {' or '.join(spec.roles)}",
+                    spec.roles,
+                )
+            stored = fields.validate(spec, values)
+            candidate = Observation(
+                id=0,
+                enrollment_id=enrollment.id,
+                kind=kind,
+                data=fields.decode(spec, stored),
+                effective_at=when,
+                recorded_at=recorded,
+                actor=actor,
+                role=role,
+            )
+            if spec.guards:
+                record = self._record(tx, enrollment, family, when, extra=candidate)
+                verdicts = [self.catalog.guards.evaluate(workflow, g, record) for g in spec.guards]
+                if not all(v.passed for v in verdicts):
+                    messages = "; ".join(f.message for v in verdicts for f in v.failures)
+                    raise GuardRefused(
+                        f"cannot record {kind} for {patient}: {messages}",
+                        f"record {kind}",
+                        verdicts,
+                    )
+            tx.touch(enrollment)
+            obs_id = tx.add_observation(
+                enrollment_id=enrollment.id,
+                kind=kind,
+                data=stored,
+                effective_at=when,
+                recorded_at=recorded,
+                actor=actor,
+                role=role,
+            )
+            message = envelopes.recorded(
+                enrollment,
+                observation=obs_id,
+                kind=kind,
+                effective=when,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._emit(tx, message, recorded)
+            return replace(candidate, id=obs_id)
+
+    def correct(
+        self,
+        patient: str,
+        observation_id: int,
+        *,
+        reason: str,
+        at: When = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Observation:
+        """Mark an observation entered-in-error, with a reason. It is never edited or deleted;
+        record the right value as a new observation."""
+        actor, role = self._who(actor, role)
+        reason_text = check_text(reason, "--reason", MAX_REASON)
+        if not reason_text:
+            raise InvalidInput("--reason: say why the observation is wrong")
+        recorded = utcnow()
+        when = effective(at, recorded)
+        with self.store.write() as tx:
+            check_patient_id(patient)
+            row = tx.find_patient(patient)
+            obs = tx.observation(int(observation_id))
+            mine = {e.id: e for e in tx.enrollments_of(row.id)} if row else {}
+            if obs is None or obs.enrollment_id not in mine:
+                raise NotFound(f"{patient} has no observation {observation_id}")
+            if obs.entered_in_error:
+                raise InvalidInput(
+                    f"observation {observation_id} is already marked entered-in-error ({obs.error_reason})"
+                )
+            if when < obs.effective_at:
+                raise InvalidTime(
+                    f"--at {iso(when)} is before observation {observation_id} took effect "
+                    f"({iso(obs.effective_at)}): a correction cannot precede what it corrects"
+                )
+            enrollment = mine[obs.enrollment_id]
+            spec = self.workflow_of(enrollment).kinds.get(obs.kind)
+            if spec is not None and role not in spec.roles:
+                raise RoleRefused(
+                    f"cannot correct {obs.kind} for {patient}: the {role} role may not; "
+                    f"it needs {' or '.join(spec.roles)}",
+                    spec.roles,
+                )
+            tx.touch(enrollment)
+            tx.mark_entered_in_error(
+                obs.id, reason=reason_text, actor=actor, role=role, at=when, recorded=recorded
+            )
+            message = envelopes.corrected(
+                enrollment,
+                observation=obs.id,
+                kind=obs.kind,
+                reason=reason_text,
+                effective=when,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._emit(tx, message, recorded)
+            return replace(
+                obs,
+                entered_in_error=True,
+                error_reason=reason_text,
+                error_actor=actor,
+                error_at=when,
+                error_role=role,
+                error_recorded_at=recorded,
+            )
+
+    def advance(
+        self,
+        patient: str,
+        trigger: str,
+        *,
+        at: When = None,
+        reason: str | None = None,
+        pathway: str | None = None,
+        actor: str | None = None,
+        role: str | None = None,
+        expected_version: int | None = None,
+    ) -> Transitioned:
+        """Fire `trigger` for the patient's enrollment.
+
+        Raises InvalidTrigger (names the triggers possible now), RoleRefused,
+        GuardRefused (carries every verdict), InvalidTime (before the previous
+        event) or ConcurrencyError (someone else changed it; `expected_version`
+        makes a stale read count as that too)."""
+        actor, role = self._who(actor, role)
+        reason = check_text(reason, "--reason", MAX_REASON)
+        recorded = utcnow()
+        when = effective(at, recorded)
+        with self.store.write() as tx:
+            enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
+            if expected_version is not None and enrollment.version != expected_version:
+                raise ConcurrencyError(
+                    f"{patient} changed since it was read (version {expected_version}, "
+                    f"now {enrollment.version}): check its status and retry"
+                )
+            if when < enrollment.last_event_at:
+                raise InvalidTime(
+                    f"--at {iso(when)} is before {patient}'s previous event "
+                    f"({iso(enrollment.last_event_at)}); events must be in order"
+                )
+            workflow = self.workflow_of(enrollment)
+            record = self._record(tx, enrollment, family, when, reason=reason)
+            fired = self.machine_of(workflow).fire(
+                enrollment.state, enrollment.held_from, trigger, record, role, self._describe(enrollment)
+            )
+            event = Event(
+                enrollment_id=enrollment.id,
+                seq=enrollment.last_seq + 1,
+                trigger=trigger,
+                from_state=enrollment.state,
+                to_state=fired.dest,
+                actor=actor,
+                role=role,
+                effective_at=when,
+                recorded_at=recorded,
+                reason=reason,
+            )
+            tx.save_state(
+                enrollment, after_event(position_of(enrollment), event, before=workflow, after=workflow)
+            )
+            tx.add_event(event)
+            message = envelopes.transitioned(
+                enrollment,
+                trigger=trigger,
+                to_state=fired.dest,
+                seq=event.seq,
+                reason=reason,
+                effective=when,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._emit(tx, message, recorded)
+            return Transitioned(
+                patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, event.seq
+            )
