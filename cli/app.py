@@ -83,7 +83,7 @@ def _error_json(exc: Exception) -> dict[str, Any]:
     return body
 
 
-def _quiet_broken_pipe() -> None:
+def quiet_broken_pipe() -> None:
     """The reader of standard output went away (`pathway export events | head`): stop
     quietly, as Unix tools do, without a message or a second error at exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -114,7 +114,7 @@ class PathwayGroup(click.Group):
 
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if isinstance(exc, BrokenPipeError):
-                _quiet_broken_pipe()
+                quiet_broken_pipe()
                 ctx.exit(1)
             if isinstance(exc, PathwayError):
                 code = exc.exit_code
@@ -218,14 +218,3 @@ def settings() -> Settings:
     obj = click.get_current_context().obj
     assert isinstance(obj, Settings)
     return obj
-
-
-def main() -> None:
-    """Console-script entry point."""
-    from . import commands  # noqa: F401  (registers every command on `cli`)
-
-    try:
-        cli(prog_name="pathway")
-    except BrokenPipeError:  # raised while flushing standard output at exit
-        _quiet_broken_pipe()
-        sys.exit(1)

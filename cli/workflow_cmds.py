@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .app import Exit, cli, json_option, settings
@@ -61,7 +63,7 @@ def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None
     click.echo(
         table(
             ["state", "sla_days", "kind", "description"],
-            [[s["name"], s["sla_days"] or "", s["kind"], s["description"]] for s in data["states"]],
+            [[s["name"], s["sla_days"] or "", _state_kind(s), s["description"]] for s in data["states"]],
         )
     )
     click.echo("")
@@ -86,6 +88,82 @@ def workflows_show(workflow_id: str, version: int | None, as_json: bool) -> None
         for f in k["fields"]:
             opt = "" if f["required"] else " (optional)"
             click.echo(f"    {f['name']}: {f['allowed']}{opt}")
+    click.echo(
+        "\nWhat reports, the worklist and exports read (default pathway: "
+        + ("yes" if data["default"] else "no")
+        + "):"
+    )
+    for line in _declarations_text(data):
+        click.echo(f"  {line}")
+
+
+def _state_kind(state: dict[str, Any]) -> str:
+    flags = [flag for flag in ("planned", "optional", "completed") if state[flag]]
+    return ", ".join([state["kind"], *flags])
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _declarations_text(data: dict[str, Any]) -> list[str]:
+    """The workflow file's rtt, outcome, follow_up, worklist, fhir and simulation sections, in words."""
+    lines = []
+    rtt = data["rtt"]
+    if rtt is None:
+        lines.append("referral to treatment: not reported (no rtt section)")
+    else:
+        stops = [f"the first {t}" for t in rtt["stop_triggers"]]
+        if rtt["stop_states"]:
+            stops.append("entering " + _either(rtt["stop_states"]))
+        lines.append(
+            f"referral to treatment: from entering {rtt['start']} to {_either(stops)}; standard "
+            f"{rtt['standard_weeks']} weeks, target {rtt['target_pct']:g}%, "
+            f"at risk from {rtt['at_risk_weeks']} weeks"
+        )
+    out = data["outcome"]
+    if out is None:
+        lines.append("outcome: not reported (no outcome section)")
+    else:
+        measure, base = out["measure"], out["baseline"]
+        low, high = out["window_days"]
+        text = (
+            f"outcome ({out['label']}): {measure['kind']}.{measure['field']} against the latest "
+            f"{base['kind']}.{base['field']}, a success at >= {out['success_relief_pct']:g}% relief, "
+            f"judged on days {low}-{high} after {out['treatment']} (closest to day {out['target_day']})"
+        )
+        if out["secondary"]:
+            second = out["secondary"]
+            text += f"; also {second['label']} (meaningful change {second['meaningful_change']:g})"
+        if out["repeat"]:
+            text += f"; repeats: {out['repeat']}"
+        lines.append(text)
+    follow = data["follow_up"]
+    if follow is None:
+        lines.append("follow-up schedule: none")
+    else:
+        months = ", ".join(str(m) for m in follow["months"])
+        lines.append(
+            f"follow-up: {months} months after {follow['after']}, by a {follow['kind']} observation (due "
+            f"{follow['due_days_before']} days before to {follow['due_days_after']} after), while in "
+            f"{_either(follow['in_states']) if follow['in_states'] else 'no state'}"
+        )
+    routine = data["worklist"]["routine"]
+    lines.append(
+        f"worklist: waiting in {', '.join(routine)} is routine" if routine else "worklist: no routine states"
+    )
+    fhir = data["fhir"]
+    scores = "; ".join(f"{kind} ({', '.join(fields)})" for kind, fields in fhir["scores"].items()) or "none"
+    procedures = "; ".join(
+        f"{kind} ({spec['code']['code'] if spec['code'] else 'no code'}"
+        + (f", add-on {spec['add_on']['code']}" if spec["add_on"] else "")
+        + ")"
+        for kind, spec in fhir["procedures"].items()
+    )
+    lines.append(f"FHIR: scores {scores}; procedures {procedures or 'none'}")
+    journey = data["simulation"]
+    lines.append(f"simulation: journey {journey['journey']}" if journey else "simulation: none")
+    return lines
 
 
 @workflows.command("validate")

@@ -6,10 +6,12 @@ Everything goes through the public `Clinic` API, so every guard is honoured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pathway.errors import Refused
-from pathway.service.engine import Service as Clinic
+
+if TYPE_CHECKING:
+    from pathway.service.engine import Service as Clinic
 
 PATHWAY = "cervical-neurotomy"
 

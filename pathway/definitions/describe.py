@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pathway.domain.definition import HELD_FROM, Workflow
@@ -13,6 +14,7 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
         "version": wf.version,
         "title": wf.title,
         "description": wf.description,
+        "default": wf.default,
         "region": wf.region,
         "levels": list(wf.levels),
         "roles": list(wf.roles),
@@ -37,6 +39,8 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
                 else "active",
                 "sla_days": s.sla_days,
                 "planned": s.planned,
+                "optional": s.optional,
+                "completed": s.completed,
                 "description": s.description,
             }
             for s in wf.states.values()
@@ -72,4 +76,24 @@ def describe_workflow(wf: Workflow) -> dict[str, Any]:
             }
             for k in wf.kinds.values()
         ],
+        **declarations(wf),
+    }
+
+
+def declarations(wf: Workflow) -> dict[str, Any]:
+    """The rtt, outcome, follow_up, worklist, fhir and simulation sections as plain data
+    (None for a section the file leaves out)."""
+    d = wf.declarations
+    fhir = {
+        "scores": {kind: list(fields) for kind, fields in d.fhir.scores.items()},
+        "codes": {name: asdict(code) for name, code in d.fhir.codes.items()},
+        "procedures": {kind: asdict(spec) for kind, spec in d.fhir.procedures.items()},
+    }
+    return {
+        "rtt": None if d.rtt is None else asdict(d.rtt),
+        "outcome": None if d.outcome is None else asdict(d.outcome),
+        "follow_up": None if d.follow_up is None else asdict(d.follow_up),
+        "worklist": asdict(d.worklist),
+        "fhir": fhir,
+        "simulation": None if d.simulation is None else asdict(d.simulation),
     }

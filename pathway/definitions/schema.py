@@ -198,7 +198,7 @@ def _core() -> dict[str, Any]:
                         "hold": {"type": "boolean"},
                         "planned": {
                             "type": "boolean",
-                            "description": "time here is planned care (recovery, follow-up), not "
+                            "description": "time here is planned care (after a treatment), not "
                             "waiting: reports do not name it as the bottleneck",
                         },
                         "optional": {"type": "boolean", "description": "a stage patients may skip"},

@@ -24,7 +24,7 @@ from pathway.domain.effects import MIGRATE, after_event, moved, opened
 
 if TYPE_CHECKING:
     from pathway.domain.definition import Workflow
-    from pathway.domain.record import Enrollment, Event, Observation
+    from pathway.domain.facts import Enrollment, Event, Observation
 
 
 def versions_after(events: Sequence[Any], now: int) -> list[int]:

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathway.domain.record import Event
+    from pathway.domain.facts import Event
 
 
 def _empty() -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathway.domain.definition import Workflow
-    from pathway.domain.record import Enrollment, Event
+    from pathway.domain.facts import Enrollment, Event
 
 #: Events the engine itself writes, whatever the pathway.
 ENROLL = "enroll"

@@ -173,9 +173,10 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            # The word is not echoed: it may be a value (nrs:7), and values stay out of messages.
+            # The word is not echoed: it may be a value (score:7), and values stay out of messages.
             problems.append(
-                f"word {number} after the kind: expected FIELD=VALUE (e.g. nrs=7, levels=C4-5,C5-6)"
+                f"word {number} after the kind: expected FIELD=VALUE (a list: FIELD=A,B; "
+                "`pathway workflows show ID` lists the fields)"
             )
         elif name in result:
             problems.append(f"{name}: given twice")

@@ -1,100 +1,21 @@
-"""The patient record that guards read: enrollments, observations and events.
+"""The patient record that guards read: this enrollment's observations and events, and
+those of the patient's other enrollments in the same region, as of a time.
 
-Plain frozen dataclasses, no database: the store builds them, guards read them.
+`Enrollment`, `Observation` and `Event` live in `pathway.domain.facts` and are
+importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
 
 from pathway.domain.asof import events_until, for_guards
+from pathway.domain.facts import Enrollment, Event, Observation
 
-
-@dataclass(frozen=True)
-class Enrollment:
-    """One patient's journey through one pathway (an episode)."""
-
-    id: int
-    patient: str
-    pathway: str
-    pathway_version: int
-    profile: str
-    state: str
-    held_from: str | None
-    entered_state_at: datetime
-    opened_at: datetime
-    closed_at: datetime | None
-    version: int
-    last_event_at: datetime
-    last_seq: int
-    display_name: str | None = None
-    patient_id: int = 0  # the store's key for the patient
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """A clinical fact recorded against an enrollment (append-only)."""
-
-    id: int
-    enrollment_id: int
-    kind: str
-    data: Mapping[str, Any]
-    effective_at: datetime
-    recorded_at: datetime
-    actor: str
-    role: str
-    entered_in_error: bool = False
-    error_reason: str | None = None
-    error_actor: str | None = None
-    error_at: datetime | None = None  # when the correction took effect (--at)
-    error_role: str | None = None
-    error_recorded_at: datetime | None = None  # when the correction was entered
-
-    @property
-    def day(self) -> date:
-        """The calendar date (UTC) the observation took effect: the unit rules compare."""
-        return self.effective_at.date()
-
-    def __getitem__(self, name: str) -> Any:
-        return self.data[name]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.data.get(name, default)
-
-
-@dataclass(frozen=True)
-class Event:
-    """A state change of an enrollment (append-only); `seq` counts from 1 per enrollment."""
-
-    enrollment_id: int
-    seq: int
-    trigger: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    role: str
-    effective_at: datetime
-    recorded_at: datetime
-    reason: str | None = None
-    payload: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def day(self) -> date:
-        return self.effective_at.date()
-
-    def to_dict(self) -> dict[str, Any]:
-        """As `pathway history --json` prints it."""
-        from pathway.service.results import event_dict
-
-        return event_dict(self)
+__all__ = ["Enrollment", "Event", "EventRows", "Observation", "ObservationRows", "PatientRecord"]
 
 
 ObservationRows = tuple[Observation, ...] | list[Observation]

@@ -93,17 +93,7 @@ class Transitioned:
 
 
 def event_dict(event: Event, patient: str | None = None, pathway: str | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "seq": event.seq,
-        "trigger": event.trigger,
-        "from": event.from_state,
-        "to": event.to_state,
-        "at": iso(event.effective_at),
-        "recorded_at": iso(event.recorded_at),
-        "actor": event.actor,
-        "role": event.role,
-        "reason": event.reason,
-    }
+    result = event.to_dict()
     if patient is not None:
         result = {"patient": patient, "pathway": pathway, **result}
     return result

@@ -19,15 +19,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pathway.domain import envelopes
 from pathway.domain.effects import ENROLL
-from pathway.domain.envelopes import OPENED, OpenedText
-from pathway.domain.record import Event
+from pathway.domain.envelopes import OPENED, OpenedMany
+from pathway.domain.facts import Event
 from pathway.domain.timeutil import iso
-from pathway.store.rows import EnrollmentRow, EventRow, OutboxRow, PatientRow, RowWriter
+from pathway.store.rows import EventRow, NewEnrollmentRow, NewMessageRow, PatientRow, RowWriter, row_type
+from pathway.store.tables import events
 
 if TYPE_CHECKING:
-    from pathway.store.repository import Tx
+    from pathway.store.tx import Tx
     from pathway.store.unit_of_work import Writes
 
 #: One enrollment to make: (source line, patient identifier, pathway id, pathway version,
@@ -48,6 +48,23 @@ def uuid4_texts(count: int) -> list[str]:
         f"{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
         for i in range(0, 32 * count, 32)
     ]
+
+
+#: The enroll event of an imported referral (from no state, for no reason).
+EnrollEventRow = row_type(events, with_id=False, leave_out=("from_state", "reason"))
+
+# `enroll_many` writes its rows, built in one loop as plain tuples in the order of their row
+# types' fields (which come from tables.py): the orders are checked here, on import.
+_ORDERS = {
+    NewEnrollmentRow: "id patient_id pathway_id pathway_version profile state entered_state_at opened_at "
+    "last_event_at last_seq version",
+    EnrollEventRow: "enrollment_id seq trigger to_state actor role effective_at recorded_at payload",
+    NewMessageRow: "message_id type enrollment_id payload created_at",
+    PatientRow: "id identifier display_name created_at",
+}
+for _kind, _order in _ORDERS.items():
+    if _kind._fields != tuple(_order.split()):
+        raise RuntimeError(f"{_kind.__name__} is now {_kind._fields}: update enroll_many's tuples")
 
 
 class BulkTx:
@@ -76,7 +93,7 @@ class BulkTx:
     # Writes -----------------------------------------------------------------------------
     def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
         patient_id = self._id("patients")
-        self.writer.add("patients", PatientRow(patient_id, identifier, display_name, self.writer.time(at)))
+        self.writer.add(PatientRow(patient_id, identifier, display_name, self.writer.time(at)))
         return patient_id
 
     def set_display_name(self, patient_id: int, display_name: str) -> None:
@@ -88,8 +105,7 @@ class BulkTx:
         enrollment_id = self._id("enrollments")
         stamp = self.writer.time(at)
         self.writer.add(
-            "enrollments",
-            EnrollmentRow(
+            NewEnrollmentRow(
                 id=enrollment_id,
                 patient_id=patient_id,
                 pathway_id=pathway,
@@ -101,31 +117,27 @@ class BulkTx:
                 last_event_at=stamp,
                 last_seq=1,  # the enroll event
                 version=1,
-            ),
+            )
         )
         return enrollment_id
 
     def add_event(self, event: Event) -> None:
-        self.writer.add("events", self.event_row(event))
-
-    def event_row(self, event: Event, payload_text: str | None = None) -> tuple[Any, ...]:
         time = self.writer.time
-        row: tuple[Any, ...] = EventRow(
-            enrollment_id=event.enrollment_id,
-            seq=event.seq,
-            trigger=event.trigger,
-            from_state=event.from_state,
-            to_state=event.to_state,
-            actor=event.actor,
-            role=event.role,
-            effective_at=time(event.effective_at),
-            recorded_at=time(event.recorded_at),
-            reason=event.reason,
-            payload=payload_text
-            if payload_text is not None
-            else self.writer.json(dict(event.payload) or None),
+        self.writer.add(
+            EventRow(
+                enrollment_id=event.enrollment_id,
+                seq=event.seq,
+                trigger=event.trigger,
+                from_state=event.from_state,
+                to_state=event.to_state,
+                actor=event.actor,
+                role=event.role,
+                effective_at=time(event.effective_at),
+                recorded_at=time(event.recorded_at),
+                reason=event.reason,
+                payload=self.writer.json(dict(event.payload) or None),
+            )
         )
-        return row
 
     def add_outbox(
         self, *, type: str, enrollment_id: int | None, payload: Mapping[str, Any], at: datetime
@@ -140,7 +152,7 @@ class BulkTx:
     ) -> None:
         """An outbox row whose payload is already JSON text (`at` a datetime or a stored time)."""
         stamp = self.writer.time(at) if isinstance(at, datetime) else at
-        self.writer.add("outbox", OutboxRow(message_id, type_, enrollment_id, text, stamp))
+        self.writer.add(NewMessageRow(message_id, type_, enrollment_id, text, stamp))
 
     def flush(self) -> None:
         self.writer.update("UPDATE patients SET display_name = ? WHERE id = ?", self._renamed)
@@ -193,56 +205,61 @@ def _enroll(
     names = {r[1]: r[7] for r in todo if r[7]}
     patient_ids = {identifier: row[0] for identifier, row in known.items()}
     new = [identifier for identifier in identifiers if identifier not in known]
-    bulk.reserve("patients", len(new))
-    for identifier in new:
-        patient_ids[identifier] = bulk.add_patient(identifier, names.get(identifier), recorded)
+    add_patient, created = db.adder(PatientRow), db.time(recorded)
+    for identifier, patient_id in zip(new, db.allocate("patients", len(new)), strict=True):
+        patient_ids[identifier] = patient_id
+        add_patient((patient_id, identifier, names.get(identifier), created))
     for identifier, (patient_id, name) in known.items():
         if names.get(identifier, name) != name:
             bulk.set_display_name(patient_id, names[identifier])
 
     stamp = db.time(recorded)
-    texts: dict[tuple[str, int, str], OpenedText] = {}
+    many: dict[tuple[str, int, str], OpenedMany] = {}
     payloads: dict[str, str] = {}
-    effective: dict[datetime, str] = {}
-    bulk.reserve("enrollments", len(todo))
+    effective: dict[datetime, tuple[Any, str]] = {}
+    add_enrollment, add_event = db.adder(NewEnrollmentRow), db.adder(EnrollEventRow)
+    add_message, messages = db.adder(NewMessageRow), bulk.messages
+    ids = iter(db.allocate("enrollments", len(todo)))
     for (_, patient, pathway, version, profile, at, state, _), message_id in zip(
         todo, uuid4_texts(len(todo)), strict=True
     ):
-        enrollment_id = bulk.add_enrollment(
-            patient_id=patient_ids[patient],
-            pathway=pathway,
-            version=version,
-            profile=profile,
-            state=state,
-            at=at,
-        )
+        enrollment_id = next(ids)
         payload = payloads.get(profile)
         if payload is None:
             payload = payloads[profile] = db.json({"profile": profile, "source": "import"}) or ""
-        event = Event(enrollment_id, 1, ENROLL, None, state, actor, role, at, recorded)
-        db.add("events", bulk.event_row(event, payload))
-        template = texts.get((pathway, version, state))
-        if template is None:
-            template = texts[pathway, version, state] = OpenedText(
-                pathway=pathway, version=version, state=state, recorded=recorded, actor=actor, role=role
-            )
         when = effective.get(at)
         if when is None:
-            when = effective[at] = iso(at) or ""
-        text = template.text(message_id=message_id, enrollment=enrollment_id, patient=patient, effective=when)
-        bulk.outbox_text(message_id, OPENED, enrollment_id, text, stamp)
-        bulk.messages.append(
-            envelopes.opened(
-                enrollment=enrollment_id,
-                patient=patient,
-                pathway=pathway,
-                version=version,
-                state=state,
-                effective=at,
-                recorded=recorded,
-                actor=actor,
-                role=role,
-                message_id=message_id,
+            when = effective[at] = (db.time(at), iso(at) or "")
+        stored, effective_text = when
+        # entered_state_at, opened_at and last_event_at; last_seq and version 1 (the enroll event)
+        add_enrollment(
+            NewEnrollmentRow(
+                enrollment_id,
+                patient_ids[patient],
+                pathway,
+                version,
+                profile,
+                state,
+                stored,
+                stored,
+                stored,
+                1,
+                1,
+            )
+        )
+        add_event(EnrollEventRow(enrollment_id, 1, ENROLL, state, actor, role, stored, stamp, payload))
+        envelope = many.get((pathway, version, state))
+        if envelope is None:
+            envelope = many[pathway, version, state] = OpenedMany(
+                pathway=pathway, version=version, state=state, recorded=recorded, actor=actor, role=role
+            )
+        text = envelope.text(
+            message_id=message_id, enrollment=enrollment_id, patient=patient, effective=effective_text
+        )
+        add_message((message_id, OPENED, enrollment_id, text, stamp))
+        messages.append(
+            envelope.message(
+                message_id=message_id, enrollment=enrollment_id, patient=patient, effective=effective_text
             )
         )
     bulk.flush()

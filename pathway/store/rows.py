@@ -19,15 +19,20 @@ import json
 from collections import namedtuple
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Table
 
 from pathway.store.fastpath import sqlite_time
 from pathway.store.tables import enrollments, events, observations, outbox, patients
 
-if TYPE_CHECKING:
-    from pathway.store.repository import Tx
+
+class Connected(Protocol):
+    """What a row writer needs of the transaction it writes in (a `tx.Tx`)."""
+
+    dbapi: Any  # the sqlite3 connection on SQLite, else None
+    conn: Any  # the SQLAlchemy connection
+
 
 #: Tables in the order their rows are written (a row's foreign keys point at earlier ones),
 #: and whether the writer allocates their ids (events and outbox rows are numbered by the
@@ -55,15 +60,43 @@ def _default(column: Any) -> Any:
     return {"false": False, "true": True}.get(value, int(value) if value.isdigit() else value)
 
 
-def _row_type(table: Table, with_id: bool) -> Any:
-    names = columns(table, with_id=with_id)
+def row_type(table: Table, *, with_id: bool, leave_out: tuple[str, ...] = ()) -> Any:
+    """A named tuple of `table`'s columns (its generated id first when `with_id`), but those in
+    `leave_out`, which the database fills in (NULL, or the server default): a writer whose
+    rows never set a column need not pass it (an insert is the cheaper for it)."""
+    for name in leave_out:
+        column = table.c[name]
+        if not (column.nullable or column.server_default is not None):
+            raise ValueError(f"{table.name}.{name} must be given: it has no default")
+    names = tuple(n for n in columns(table, with_id=with_id) if n not in leave_out)
     defaults = tuple(_default(table.c[n]) for n in names)
-    return namedtuple(f"{table.name.title()}Row", names, defaults=defaults)
+    found = namedtuple(f"{table.name.title()}Row", names, defaults=defaults)  # type: ignore[misc]
+    found.table = table.name  # type: ignore[attr-defined]
+    return found
 
 
 #: One row of each table, as a named tuple of its columns (a field left out is what the
 #: database would fill in: NULL, or the column's server default).
-Row = {table.name: _row_type(table, with_id) for table, with_id in TABLES}
+Row = {table.name: row_type(table, with_id=with_id) for table, with_id in TABLES}
+#: What a new row gives: a new enrollment is neither held nor closed, a new observation not
+#: yet corrected, a new message not yet tried; the database fills in the rest.
+NewEnrollmentRow = row_type(enrollments, with_id=True, leave_out=("held_from", "closed_at"))
+NewObservationRow = row_type(
+    observations,
+    with_id=False,
+    leave_out=(
+        "entered_in_error",
+        "error_reason",
+        "error_actor",
+        "error_at",
+        "error_role",
+        "error_recorded_at",
+    ),
+)
+NewMessageRow = row_type(
+    outbox, with_id=False, leave_out=("delivered_at", "attempts", "last_error", "next_attempt_at")
+)
+
 PatientRow, EnrollmentRow, ObservationRow, EventRow, OutboxRow = (
     Row["patients"],
     Row["enrollments"],
@@ -76,11 +109,11 @@ PatientRow, EnrollmentRow, ObservationRow, EventRow, OutboxRow = (
 class RowWriter:
     """Rows kept per table and written together by `flush`, inside the transaction of `tx`."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Connected) -> None:
         self.sqlite = tx.dbapi is not None
         self.dbapi = tx.dbapi
         self.conn = tx.conn
-        self.rows: dict[str, list[tuple[Any, ...]]] = {table.name: [] for table, _ in TABLES}
+        self.rows: dict[Any, list[tuple[Any, ...]]] = {}  # row type -> rows of that type
         self.updates: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._given: dict[str, int] = {}  # SQLite: the highest id handed out, per table
 
@@ -138,8 +171,16 @@ class RowWriter:
         return [row[0] for row in rows]
 
     # writes -------------------------------------------------------------------------------
-    def add(self, table: str, row: tuple[Any, ...]) -> None:
-        self.rows[table].append(row)
+    def add(self, row: Any) -> None:
+        """Keep `row`, a named tuple made by `row_type` (its type says the table and columns)."""
+        kept = self.rows.get(type(row))
+        if kept is None:
+            kept = self.rows[type(row)] = []
+        kept.append(row)
+
+    def adder(self, kind: Any) -> Any:
+        """The `append` of the list kept for rows of type `kind` (for a tight loop)."""
+        return self.rows.setdefault(kind, []).append
 
     def update(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """An UPDATE (`?` placeholders) run once per row at `flush`, after the inserts."""
@@ -150,10 +191,10 @@ class RowWriter:
         """Insert every row kept (one executemany per table, in foreign-key order), then run
         the updates; everything kept is forgotten."""
         for table, _ in TABLES:
-            rows = self.rows[table.name]
-            if rows:
-                self._many(self._insert_sql(table, Row[table.name]._fields), rows)
-                self.rows[table.name] = []
+            for kind, rows in list(self.rows.items()):
+                if kind.table == table.name and rows:
+                    self._many(self._insert_sql(table, kind._fields), rows)
+        self.rows = {}
         for sql, rows in self.updates:
             self._many(sql, rows)
         self.updates = []

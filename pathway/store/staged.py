@@ -33,9 +33,9 @@ from pathway.domain.effects import Position, moved
 from pathway.domain.record import Enrollment, Event, Observation
 from pathway.errors import ConcurrencyError, StoreError
 from pathway.store.bulk import BulkTx
-from pathway.store.repository import Tx
 from pathway.store.rows import EnrollmentRow, ObservationRow
 from pathway.store.rows import PatientRow as PatientInsert
+from pathway.store.tx import Tx
 from pathway.store.unit_of_work import PatientRow, UnitOfWork
 
 _MISSING = object()
@@ -244,12 +244,10 @@ class StagedTx:
         bulk, time = self.bulk, self.bulk.writer.time
         for row in sorted(self.patients.values()):
             bulk.writer.add(
-                "patients",
                 PatientInsert(row.id, row.identifier, row.display_name, time(self.created[row.id])),
             )
         for _, e in sorted(self.enrollments.items()):
             bulk.writer.add(
-                "enrollments",
                 EnrollmentRow(
                     id=e.id,
                     patient_id=e.patient_id,
@@ -268,7 +266,6 @@ class StagedTx:
             )
         for o in self.observations:
             bulk.writer.add(
-                "observations",
                 ObservationRow(
                     id=o.id,
                     enrollment_id=o.enrollment_id,
