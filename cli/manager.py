@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .app import cli, json_option, settings
-from .output import emit_json, table, write_page
+from .output import emit_csv, emit_json, table, write_page
 
 
 @cli.command()
@@ -21,8 +19,6 @@ def worklist(
 ) -> None:
     """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
     included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
-    import csv as csv_module
-
     items = [i.to_dict() for i in settings().clinic().worklist(as_of=as_of, role=only_role)]
     items = items[:limit] if limit else items
     if as_json:
@@ -30,9 +26,7 @@ def worklist(
         return
     if as_csv:
         fields = ["patient", "pathway", "state", "kind", "action", "trigger", "urgency"]
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(items)
+        emit_csv(items, fields)
         return
     if not items:
         click.echo("nothing needs action")
@@ -64,8 +58,6 @@ def report_bottlenecks(
     completed stays (median, p90, max) and for stays still open (censored), SLA breaches and
     patient-days, ranked, with the bottleneck named. Holds are their own line; states the
     workflow marks `planned` (recovery, follow-up) are listed last and never named."""
-    import csv as csv_module
-
     result = settings().clinic().report_bottlenecks(pathway=pathway, since=since, until=until, as_of=as_of)
     data = result.to_dict()
     lines = [*data["states"], *([data["hold"]] if data["hold"] else [])]
@@ -89,9 +81,7 @@ def report_bottlenecks(
         "planned",
     ]
     if as_csv:
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(lines)
+        emit_csv(lines, columns)
         return
     click.echo(
         table(
@@ -133,18 +123,12 @@ def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bo
     not to treat (holds do not pause it). Incomplete pathways against the 18-week standard
     (92% target), those at or near breach (16+ weeks), and completed pathways by month of
     referral (median and p92 weeks)."""
-    import csv as csv_module
-
     data = settings().clinic().report_rtt(pathway=pathway, as_of=as_of).to_dict()
     if as_json:
         emit_json(data)
         return
     if as_csv:
-        writer = csv_module.DictWriter(
-            sys.stdout, fieldnames=["month", "pathways", "median_weeks", "p92_weeks", "within_pct"]
-        )
-        writer.writeheader()
-        writer.writerows(data["completed_by_month"])
+        emit_csv(data["completed_by_month"], ["month", "pathways", "median_weeks", "p92_weeks", "within_pct"])
         return
     if data["within_pct"] is None:
         click.echo("Incomplete pathways: 0 (nobody is waiting, so the 92% standard does not apply)")
@@ -186,16 +170,12 @@ def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bo
 def report_funnel(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
     """How many reached each stage, conversion between stages, and exits by terminal state
     and reason."""
-    import csv as csv_module
-
     data = settings().clinic().report_funnel(pathway=pathway, as_of=as_of)
     if as_json:
         emit_json(data)
         return
     if as_csv:
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=["stage", "reached", "conversion_pct"])
-        writer.writeheader()
-        writer.writerows(data["stages"])
+        emit_csv(data["stages"], ["stage", "reached", "conversion_pct"])
         return
     click.echo(
         table(
@@ -223,16 +203,12 @@ def report_funnel(pathway: str | None, as_of: str | None, as_csv: bool, as_json:
 def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bool) -> None:
     """Share of ablated patients with a successful 6-month follow-up (NRS relief >= 50%,
     follow-up 150-240 days after the ablation), NRS and NDI change, repeat-ablation rate."""
-    import csv as csv_module
-
     data = settings().clinic().report_outcomes(pathway=pathway, as_of=as_of)
     if as_json:
         emit_json(data)
         return
     if as_csv:
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(data))
-        writer.writeheader()
-        writer.writerow(data)
+        emit_csv([data], [k for k, v in data.items() if not isinstance(v, list | dict)])
         return
     for key, value in data.items():
         click.echo(f"{key.replace('_', ' '):28s} {'-' if value is None else value}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TextIO
 
@@ -14,6 +14,15 @@ import click
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+def emit_csv(rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Rows as CSV on standard output: a header of `fields`, then each row's values of them."""
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
