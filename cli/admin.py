@@ -97,3 +97,28 @@ def db_upgrade(as_json: bool) -> None:
 
 
 # The FHIR commands live in their own module, which registers them into the groups above.
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail: check it is as it was written."""
+
+
+@audit.command("verify")
+@click.argument("patient", required=False)
+@json_option
+def audit_verify(patient: str | None, as_json: bool) -> None:
+    """Recompute every enrollment's hash chain (of PATIENT, or everyone's), replay its events
+    against the state stored, and check that the database's protective triggers are there
+    and refuse what they must. Each mismatch is printed; exit 1 when there is any."""
+    report = settings().clinic().verify_audit(patient)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for finding in report.findings:
+            click.echo(finding)
+        verdict = "intact" if report.intact else f"{len(report.findings)} problem(s)"
+        checked = f"{report.enrollments} enrollments, {report.entries} entries checked"
+        click.echo(f"audit trail: {verdict} ({checked})")
+    if not report.intact:
+        raise Exit(1)

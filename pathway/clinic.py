@@ -15,12 +15,13 @@ reports (`pathway.reports`) and the integrations (`pathway.interop`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pathway.definitions.catalog import Catalog
-from pathway.domain.timeutil import When, iso, to_utc
+from pathway.domain.timeutil import When, iso, not_in_future, to_utc, utcnow
 from pathway.errors import InvalidInput, RoleRefused
 from pathway.service.engine import Service
 from pathway.service.inputs import check_patient_id, window
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: each pulls in more than most commands 
     from pathway.interop.delivery import DeliveryReport
     from pathway.interop.referrals import ImportReport
     from pathway.reports import BottleneckReport, RttReport
+    from pathway.service.audit import AuditReport
     from pathway.service.worklist import Item as WorklistItem
 
 
@@ -67,6 +69,13 @@ class Clinic(Service):
     ) -> None:
         self.close()
 
+    def _as_of(self, as_of: When) -> datetime:
+        """The time a report or the worklist is as of (default now; not in the future)."""
+        now = utcnow()
+        when = to_utc(as_of, name="--as-of", default=now, zone=self.zone)
+        date_only = isinstance(as_of, str) and len(as_of.strip()) == 10
+        return not_in_future(when, now, name="--as-of", date_only=date_only, zone=self.zone)
+
     def _pathway(self, pathway: str | None) -> None:
         if pathway is not None:
             self.catalog.get(pathway)  # an unknown pathway is NotFound, not an empty report
@@ -82,9 +91,9 @@ class Clinic(Service):
         return bottlenecks(
             self.store,
             self.catalog,
-            as_of=to_utc(as_of, name="--as-of"),
+            as_of=self._as_of(as_of),
             pathway=pathway,
-            **window(since, until),
+            **window(since, until, self.zone),
         )
 
     def report_rtt(self, *, pathway: str | None = None, as_of: When = None) -> RttReport:
@@ -92,21 +101,21 @@ class Clinic(Service):
         from pathway.reports import rtt
 
         self._pathway(pathway)
-        return rtt(self.store, self.catalog, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+        return rtt(self.store, self.catalog, as_of=self._as_of(as_of), pathway=pathway)
 
     def report_funnel(self, *, pathway: str | None = None, as_of: When = None) -> dict[str, Any]:
         """Stages reached, conversion and exits (see `pathway.reports.funnel`)."""
         from pathway.reports import funnel
 
         self._pathway(pathway)
-        return funnel(self.store, self.catalog, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+        return funnel(self.store, self.catalog, as_of=self._as_of(as_of), pathway=pathway)
 
     def report_outcomes(self, *, pathway: str | None = None, as_of: When = None) -> dict[str, Any]:
         """Treatment outcomes as each workflow file defines them (see `pathway.reports.outcomes`)."""
         from pathway.reports import outcomes
 
         self._pathway(pathway)
-        return outcomes(self.store, self.catalog, as_of=to_utc(as_of, name="--as-of"), pathway=pathway)
+        return outcomes(self.store, self.catalog, as_of=self._as_of(as_of), pathway=pathway)
 
     def report_html(
         self, *, pathway: str | None = None, since: When = None, until: When = None, as_of: When = None
@@ -118,16 +127,26 @@ class Clinic(Service):
         return render(
             self.store,
             self.catalog,
-            as_of=to_utc(as_of, name="--as-of"),
+            as_of=self._as_of(as_of),
             pathway=pathway,
-            **window(since, until),
+            **window(since, until, self.zone),
         )
 
     def worklist(self, *, as_of: When = None, role: str | None = None) -> list[WorklistItem]:
         """What needs action, most urgent first (see `pathway.service.worklist`)."""
         from pathway.service.worklist import worklist
 
-        return worklist(self, as_of=to_utc(as_of, name="--as-of"), role=role)
+        return worklist(self, as_of=self._as_of(as_of), role=role)
+
+    # the audit trail ---------------------------------------------------------------
+    def verify_audit(self, patient: str | None = None) -> AuditReport:
+        """Recompute the hash chains, replay the events and check the database's protections
+        (see `pathway.service.audit`); `patient` limits the first two to one patient."""
+        from pathway.service.audit import verify
+
+        if patient is not None:
+            check_patient_id(patient)
+        return verify(self.store, self.catalog, patient)
 
     # integration ------------------------------------------------------------------
     def outbox(self, *, pending_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pathway.domain.effects import MIGRATE, after_event, moved, opened
 
@@ -36,6 +36,17 @@ def versions_after(events: Sequence[Any], now: int) -> list[int]:
         if e.trigger == MIGRATE and isinstance(e.payload, Mapping) and "from_version" in e.payload:
             version = int(e.payload["from_version"])
     return versions[::-1]
+
+
+Row = TypeVar("Row", "Observation", "Event")
+
+
+def localized(rows: Iterable[Row], zone: tzinfo) -> list[Row]:
+    """`rows` with their effective times given in the clinic's time zone (the same instants),
+    so a row's `day` is the clinic's calendar date."""
+    if zone is UTC:
+        return list(rows)
+    return [replace(row, effective_at=row.effective_at.astimezone(zone)) for row in rows]
 
 
 def events_until(events: Iterable[Event], when: datetime) -> list[Event]:

@@ -33,6 +33,7 @@ class Enrollment:
     last_seq: int
     display_name: str | None = None
     patient_id: int = 0  # the store's key for the patient
+    chain_head: str | None = None  # the hash of its latest audit entry (pathway.domain.chain)
 
     @property
     def is_open(self) -> bool:
@@ -57,6 +58,10 @@ class Observation:
     error_at: datetime | None = None  # when the correction took effect (--at)
     error_role: str | None = None
     error_recorded_at: datetime | None = None  # when the correction was entered
+    chain_seq: int | None = None  # its place in the enrollment's hash chain, and its hash
+    hash: str | None = None
+    error_chain_seq: int | None = None  # the correction's place and hash
+    error_hash: str | None = None
 
     @property
     def day(self) -> date:
@@ -85,6 +90,9 @@ class Event:
     recorded_at: datetime
     reason: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    chain_seq: int | None = None  # its place in the enrollment's hash chain, and its hash
+    hash: str | None = None
+    voids: int | None = None  # a reopen: the seq of the closing event it voids
 
     @property
     def day(self) -> date:

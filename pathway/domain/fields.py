@@ -14,12 +14,13 @@ from datetime import date, datetime
 from typing import Any
 
 from pathway.domain.definition import FieldSpec, KindSpec
-from pathway.domain.timeutil import EARLIEST_YEAR, LATEST_YEAR
+from pathway.domain.timeutil import EARLIEST_YEAR, LATEST_YEAR, parse_date
 from pathway.errors import InvalidInput
 
 MAX_TEXT = 2000
-#: Control characters other than tab and line breaks (refused in any text).
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: Control characters other than tab and line breaks, C0 and C1 (refused in any text; NUL
+#: would also be refused by PostgreSQL, with an error that is no use to a person).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: What a name on one line (an actor, a display name) may not hold.
 LINE_BREAKS = re.compile(r"[\t\n\r\x85\u2028\u2029]")
 # ASCII digits only: Python's int() and float() also read other scripts' digits ("１").
@@ -79,17 +80,15 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         if isinstance(value, datetime):
             value = value.date()
         elif isinstance(value, str):
-            if not value.strip().isascii():
+            parsed = parse_date(value)  # YYYY-MM-DD only, as the help says
+            if parsed is None:
                 raise _Bad
-            try:
-                value = date.fromisoformat(value.strip())
-            except ValueError:
-                raise _Bad from None
+            value = parsed
         if not isinstance(value, date) or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
             raise _Bad
         return value.isoformat()
     if t == "text":
-        if not isinstance(value, str) or len(value) > MAX_TEXT:
+        if not isinstance(value, str) or len(value) > MAX_TEXT or CONTROL.search(value):
             raise _Bad
         return value.strip()
     if t == "enum":
@@ -125,6 +124,8 @@ def _problem(spec: FieldSpec, value: Any) -> str:
         message += " (record one value, not a range)"
     if spec.type == "text" and isinstance(value, str) and len(value) > MAX_TEXT:
         message = f"{spec.name}: text is longer than {MAX_TEXT} characters"
+    elif spec.type == "text" and isinstance(value, str) and CONTROL.search(value):
+        message = f"{spec.name}: text may not hold control characters"
     return message
 
 

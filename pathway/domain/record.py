@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import cached_property
 
-from pathway.domain.asof import events_until, for_guards
+from pathway.domain.asof import events_until, for_guards, localized
 from pathway.domain.facts import Enrollment, Event, Observation
 
 __all__ = ["Enrollment", "Event", "EventRows", "Observation", "ObservationRows", "PatientRecord"]
@@ -35,6 +35,10 @@ class PatientRecord:
 
     The rows are loaded on first use (a trigger without guards reads nothing),
     through loaders that return (own rows, region rows).
+
+    Calendar dates are the clinic's (`zone`, CLINICAL.md clarification 1): the record
+    gives `now` and every row's effective time in that zone, so `today`, `Observation.day`
+    and `Event.day` are the clinic's dates.
     """
 
     enrollment: Enrollment
@@ -42,6 +46,10 @@ class PatientRecord:
     load_observations: Callable[[], tuple[ObservationRows, ObservationRows]]
     load_events: Callable[[], tuple[EventRows, EventRows]]
     reason: str | None = None
+    zone: tzinfo = UTC
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now", self.now.astimezone(self.zone))
 
     @classmethod
     def build(
@@ -53,6 +61,7 @@ class PatientRecord:
         region_observations: ObservationRows = (),
         region_events: EventRows = (),
         reason: str | None = None,
+        zone: tzinfo = UTC,
     ) -> PatientRecord:
         """A record from rows already at hand (region rows default to this enrollment's)."""
         return cls(
@@ -61,10 +70,11 @@ class PatientRecord:
             load_observations=lambda: (observations, region_observations or observations),
             load_events=lambda: (events, region_events or events),
             reason=reason,
+            zone=zone,
         )
 
     def _visible(self, rows: ObservationRows) -> tuple[Observation, ...]:
-        return for_guards(rows, self.now)
+        return for_guards(localized(rows, self.zone), self.now)
 
     @cached_property
     def _observation_rows(self) -> tuple[tuple[Observation, ...], tuple[Observation, ...]]:
@@ -76,8 +86,8 @@ class PatientRecord:
         own, region = self.load_events()
         # Nothing that happened after now: a state change is an instant (an observation is
         # of a calendar day), so a check as of 10:00 does not see a 15:00 event that day.
-        mine = sorted(events_until(own, self.now), key=lambda e: e.seq)
-        return tuple(mine), tuple(events_until(region, self.now))
+        mine = sorted(events_until(localized(own, self.zone), self.now), key=lambda e: e.seq)
+        return tuple(mine), tuple(events_until(localized(region, self.zone), self.now))
 
     @property
     def observations(self) -> tuple[Observation, ...]:

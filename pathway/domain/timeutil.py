@@ -1,8 +1,10 @@
-"""Effective times: parsing `--at` values and keeping everything in UTC."""
+"""Effective times: parsing `--at` values, keeping everything in UTC, and calendar dates in
+the clinic's time zone (CLINICAL.md clarification 1)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from pathway.errors import InvalidTime
 
@@ -26,30 +28,55 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def to_utc(value: When, *, name: str = "--at", default: datetime | None = None) -> datetime:
+#: The forms `--at` and the other times take: a date, or a date and time of day (seconds and
+#: a fraction optional) with an optional offset or Z. Python would also read others
+#: (20260301, 2026-W09-7, 2026-060): a typo is more likely than a week date.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
+
+
+def parse_date(text: str) -> date | None:
+    """`text` (YYYY-MM-DD) as a date, or None when it is not one."""
+    text = text.strip()
+    if not text.isascii() or not _DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def to_utc(
+    value: When, *, name: str = "--at", default: datetime | None = None, zone: tzinfo = UTC
+) -> datetime:
     """Turn an ISO date, date-time, `date` or `datetime` into an aware UTC datetime.
 
-    A date means midnight UTC of that day; a date-time without an offset is taken
-    as UTC. `None` gives `default` (or now).
+    A date means midnight of that day in the clinic's time zone `zone`, and so does a
+    date-time without an offset. `None` gives `default` (or now).
     """
     if value is None:
         return default if default is not None else utcnow()
     if isinstance(value, str):
         text = value.strip()
-        try:
-            parsed: datetime | date = (
-                date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-            )
-        except ValueError:
+        parsed: datetime | date | None = None
+        if text.isascii() and _DATE.fullmatch(text):
+            parsed = parse_date(text)
+        elif text.isascii() and _DATE_TIME.fullmatch(text):
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+        if parsed is None:
             raise InvalidTime(
-                f"{name}: {value!r} is not an ISO date or date-time "
+                f"{name}: not an ISO date or date-time "
                 "(use e.g. 2026-03-01 or 2026-03-01T14:30 or 2026-03-01T14:30+01:00)"
-            ) from None
+            )
         value = parsed
     if isinstance(value, datetime):
-        result = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        result = value.replace(tzinfo=zone) if value.tzinfo is None else value
+        result = result.astimezone(UTC)
     elif isinstance(value, date):
-        result = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        result = datetime(value.year, value.month, value.day, tzinfo=zone).astimezone(UTC)
     else:
         raise InvalidTime(f"{name}: expected a date or date-time, got {type(value).__name__}")
     if not EARLIEST_YEAR <= result.year <= LATEST_YEAR:
@@ -57,19 +84,19 @@ def to_utc(value: When, *, name: str = "--at", default: datetime | None = None) 
     return result
 
 
-#: How far ahead of now an effective time may be. A date is midnight UTC, which in a time
-#: zone ahead of UTC (up to UTC+14) can be a day that has begun there but not in UTC; a
-#: date-time is an instant, allowed only a little clock skew.
+#: How far ahead of now an effective time may be. A date-time is an instant, allowed only a
+#: little clock skew. A date is today or earlier in the clinic's time zone; with no zone set
+#: (UTC), a date up to 14 hours ahead is accepted, as it is today somewhere (UTC+14).
 DATE_TOLERANCE = timedelta(hours=14)
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
-def effective(value: When, now: datetime, *, name: str = "--at") -> datetime:
+def effective(value: When, now: datetime, *, name: str = "--at", zone: tzinfo = UTC) -> datetime:
     """`value` as a UTC effective time (default `now`), refused when it is in the future:
     what has not happened cannot be recorded, and an event in the future would refuse
     every change made in between."""
-    when = to_utc(value, name=name, default=now)
-    return not_in_future(when, now, name=name, date_only=_is_date(value))
+    when = to_utc(value, name=name, default=now, zone=zone)
+    return not_in_future(when, now, name=name, date_only=_is_date(value), zone=zone)
 
 
 def _is_date(value: When) -> bool:
@@ -78,14 +105,25 @@ def _is_date(value: When) -> bool:
     return isinstance(value, date) and not isinstance(value, datetime)
 
 
-def not_in_future(when: datetime, now: datetime, *, name: str = "--at", date_only: bool = False) -> datetime:
+def not_in_future(
+    when: datetime, now: datetime, *, name: str = "--at", date_only: bool = False, zone: tzinfo = UTC
+) -> datetime:
     """`when`, unless it is later than now allows (see DATE_TOLERANCE)."""
-    if when > now + (DATE_TOLERANCE if date_only else CLOCK_TOLERANCE):
+    if date_only and zone is not UTC:
+        late = when.astimezone(zone).date() > now.astimezone(zone).date()
+    else:
+        late = when > now + (DATE_TOLERANCE if date_only else CLOCK_TOLERANCE)
+    if late:
         raise InvalidTime(
             f"{name}: {when.isoformat().replace('+00:00', 'Z')} is in the future; record what has "
             "happened, when it has happened"
         )
     return when
+
+
+def local_day(value: datetime, zone: tzinfo = UTC) -> date:
+    """The calendar date of `value` in the clinic's time zone."""
+    return value.astimezone(zone).date()
 
 
 def from_storage(value: datetime) -> datetime:
@@ -119,10 +157,11 @@ def in_last_12_months(candidate: date, up_to: date) -> bool:
     return minus_years(up_to, 1) <= candidate <= up_to
 
 
-def days_between(earlier: datetime | date, later: datetime | date) -> int:
-    """Whole calendar days from `earlier` to `later` (dates compared, times ignored)."""
-    a = earlier.date() if isinstance(earlier, datetime) else earlier
-    b = later.date() if isinstance(later, datetime) else later
+def days_between(earlier: datetime | date, later: datetime | date, zone: tzinfo = UTC) -> int:
+    """Whole calendar days from `earlier` to `later` (dates compared in the clinic's time
+    zone, times of day ignored)."""
+    a = local_day(earlier, zone) if isinstance(earlier, datetime) else earlier
+    b = local_day(later, zone) if isinstance(later, datetime) else later
     return (b - a).days
 
 
@@ -132,7 +171,9 @@ __all__ = [
     "from_storage",
     "in_last_12_months",
     "iso",
+    "local_day",
     "minus_years",
+    "parse_date",
     "plus_months",
     "to_utc",
     "utcnow",

@@ -90,13 +90,15 @@ def bottlenecks(
     params = {k: sql.bind_time(dialect, v) if isinstance(v, datetime) else v for k, v in params.items()}
     limit = "CASE state " + " ".join(f"WHEN :st_{i} THEN :sla_{i}" for i in range(len(sla_of.days)))
     limit = limit + " END" if sla_of.days else "NULL"
-    # An open stay is over SLA when it began before midnight (UTC) of as_of's date minus the
+    # An open stay is over SLA when it began before midnight (clinic time) of as_of's date minus the
     # SLA: more calendar days than the SLA, as `status` counts, with no date arithmetic per row.
     cut = "CASE state " + " ".join(f"WHEN :st_{i} THEN :cut_{i}" for i in range(len(sla_of.days)))
     cut = cut + " END" if sla_of.days else "NULL"
+    zone = store.zone
+    today = as_of.astimezone(zone).date()
     for i, (state, days) in enumerate(sorted(sla_of.days.items())):
         params[f"st_{i}"], params[f"sla_{i}"] = state, days
-        midnight = datetime.combine(as_of.date() - timedelta(days=days), time(0), tzinfo=UTC)
+        midnight = datetime.combine(today - timedelta(days=days), time(0), tzinfo=zone).astimezone(UTC)
         params[f"cut_{i}"] = sql.bind_time(dialect, midnight)
     # Stays (s) and open enrollments (n) filtered alike: pathway, and the window on entry.
     window = " AND pathway_id = :pathway" if pathway else ""
@@ -166,6 +168,7 @@ def bottlenecks(
             "ORDER BY days {direction} LIMIT 1 OFFSET :k"
         )
         completed_lines: dict[str, tuple[float, float, float, int]] = {}
+        by_dates = sql.calendar_days(dialect, "entered_at", "left_at", zone)
         for state, row in done.items():
             n = int(row.stays)
             sla = sla_of.days.get(state)
@@ -174,7 +177,8 @@ def bottlenecks(
             breaches = (
                 run(
                     f"SELECT COUNT(*) FROM stays WHERE state = :state AND days > :sla AND {completed} "
-                    f"AND (days >= :sla + 1 OR {sql.calendar_days(dialect, 'entered_at', 'left_at')} > :sla)",
+                    # (2 hours' margin: a day of a change to or from summer time is 23 or 25 h)
+                    f"AND (days >= :sla + 1.0834 OR {by_dates} > :sla)",
                     state=state,
                     sla=sla,
                 ).scalar_one()

@@ -99,7 +99,8 @@ def _describe(m: OutcomeMeasure) -> dict[str, Any]:
 def _counts(store: Store, pathway: str, m: OutcomeMeasure, as_of: datetime) -> Counts:
     dialect = store.backend
     low, high = m.window_days
-    after = sql.calendar_days(dialect, "t.treated", "o.effective_at")
+    zone = store.zone
+    after = sql.calendar_days(dialect, "t.treated", "o.effective_at", zone)
     in_effect = "o.effective_at <= :as_of AND o.entered_in_error = :false"
     value = sql.json_number(dialect, "o.data", m.measure.field)
     base = sql.json_number(dialect, "o.data", m.baseline.field)
@@ -145,7 +146,7 @@ judged AS (
     FROM treated t
     LEFT JOIN baseline b ON b.enrollment_id = t.enrollment_id AND b.k = 1
     LEFT JOIN measured s ON s.enrollment_id = t.enrollment_id AND s.k = 1
-    WHERE {sql.calendar_days(dialect, "t.treated", ":as_of")} >= :high
+    WHERE {sql.calendar_days(dialect, "t.treated", ":as_of", zone)} >= :high
 )
 SELECT (SELECT COUNT(*) FROM treated) AS treated,
        COUNT(*) AS judged,

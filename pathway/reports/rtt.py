@@ -192,7 +192,8 @@ def rtt(store: Store, catalog: Catalog, *, as_of: datetime, pathway: str | None 
     targets = {clock.target_pct for clock in specs.values()}
     percentile = max(targets)
     params["rank_bp"] = round(percentile * 100)
-    waited = sql.calendar_days(dialect, "c.started", ":as_of")
+    zone = store.zone
+    waited = sql.calendar_days(dialect, "c.started", ":as_of", zone)
     clocks_sql = f"""
 WITH {_specs(specs, params)},
 started AS (
@@ -221,12 +222,12 @@ waiting AS (
     FROM clocks c WHERE c.stopped IS NULL AND (c.closed_at IS NULL OR c.closed_at > :as_of)
 )
 """
-    done_days = sql.calendar_days(dialect, "c.started", "c.stopped")
+    done_days = sql.calendar_days(dialect, "c.started", "c.stopped", zone)
     completed = (
         clocks_sql
         + f"""
 , done AS (
-    SELECT {sql.month(dialect, "c.started")} AS month, {done_days} AS days, c.standard_days
+    SELECT {sql.month(dialect, "c.started", zone)} AS month, {done_days} AS days, c.standard_days
     FROM clocks c WHERE c.stopped IS NOT NULL
 ),
 ranked AS (
@@ -265,7 +266,7 @@ FROM ranked GROUP BY month ORDER BY month
         still = {
             r.month: int(r.waiting)
             for r in run(
-                f"SELECT {sql.month(dialect, 'started')} AS month, COUNT(*) AS waiting "
+                f"SELECT {sql.month(dialect, 'started', zone)} AS month, COUNT(*) AS waiting "
                 "FROM waiting GROUP BY 1"
             )
         }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from pathway.store.fastpath import sqlite_time
+
+_ZONE = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 
 
 def days(dialect: str, start: str, end: str) -> str:
@@ -15,12 +18,25 @@ def days(dialect: str, start: str, end: str) -> str:
     return f"(julianday({end}) - julianday({start}))"
 
 
-def calendar_days(dialect: str, start: str, end: str) -> str:
-    """SQL for the whole calendar days (UTC dates) from `start` to `end`: the count that
-    `status`, `list` and the worklist use, so "over SLA" means the same everywhere."""
+def zone_name(zone: tzinfo) -> str:
+    """The IANA name of the clinic's time zone, checked to be safe inside SQL text."""
+    name = getattr(zone, "key", None) or "UTC"
+    if not _ZONE.fullmatch(name):
+        raise ValueError(f"not a time zone name: {name!r}")
+    return name
+
+
+def calendar_days(dialect: str, start: str, end: str, zone: tzinfo = UTC) -> str:
+    """SQL for the whole calendar days (dates in the clinic's time zone) from `start` to
+    `end`: the count that `status`, `list` and the worklist use, so "over SLA" means the
+    same everywhere. SQLite has no time zones: a function the store registers on every
+    connection (`pathway_day`) gives the date there."""
+    name = zone_name(zone)
     if dialect == "postgresql":
-        return f"(({end} AT TIME ZONE 'UTC')::date - ({start} AT TIME ZONE 'UTC')::date)"
-    return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
+        return f"(({end} AT TIME ZONE '{name}')::date - ({start} AT TIME ZONE '{name}')::date)"
+    if name == "UTC":
+        return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
+    return f"(pathway_day({end}, '{name}') - pathway_day({start}, '{name}'))"
 
 
 def whole(dialect: str, span_days: str, unit_days: int) -> str:
@@ -41,11 +57,14 @@ def json_number(dialect: str, column: str, field: str) -> str:
     return f"CAST(json_extract({column}, '$.{field}') AS REAL)"
 
 
-def month(dialect: str, column: str) -> str:
-    """SQL for the YYYY-MM (UTC) of a time column."""
+def month(dialect: str, column: str, zone: tzinfo = UTC) -> str:
+    """SQL for the YYYY-MM (in the clinic's time zone) of a time column."""
+    name = zone_name(zone)
     if dialect == "postgresql":
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
-    return f"substr({column}, 1, 7)"
+        return f"to_char({column} AT TIME ZONE '{name}', 'YYYY-MM')"
+    if name == "UTC":
+        return f"substr({column}, 1, 7)"
+    return f"pathway_month({column}, '{name}')"
 
 
 def bind_time(dialect: str, value: datetime | None) -> Any:

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from pathway.domain import envelopes, fields
+from pathway.domain import chain, envelopes, fields
 from pathway.domain.effects import ENROLL, after_event, position_of
-from pathway.domain.record import Event, Observation
+from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import When, effective, iso, utcnow
 from pathway.errors import (
     AlreadyEnrolled,
@@ -30,6 +30,14 @@ from pathway.service.results import Status, Transitioned
 
 class Commands(Queries):
     """enroll, record, correct and advance (see `pathway.Clinic`)."""
+
+    @staticmethod
+    def _chained(enrollment: Enrollment, event: Event) -> Event:
+        """`event`, the enrollment's next change, with its place and hash in the chain."""
+        place = enrollment.version + 1
+        placed = replace(event, chain_seq=place)
+        head = chain.link(enrollment.chain_head, _event_entry(enrollment.patient, enrollment.pathway, placed))
+        return replace(placed, hash=head)
 
     def enroll(
         self,
@@ -61,7 +69,7 @@ class Commands(Queries):
                 workflow.roles,
             )
         recorded = utcnow()
-        when = effective(at, recorded)
+        when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             row = tx.find_patient(patient)
             if row is None:
@@ -76,6 +84,20 @@ class Commands(Queries):
                         )
                 if name and name != row.display_name:
                     tx.set_display_name(patient_id, name)
+            event = Event(
+                enrollment_id=0,
+                seq=1,
+                trigger=ENROLL,
+                from_state=None,
+                to_state=workflow.initial,
+                actor=actor,
+                role=role,
+                effective_at=when,
+                recorded_at=recorded,
+                payload={"profile": profile},
+                chain_seq=1,
+            )
+            head = chain.link(None, _event_entry(patient, workflow.id, event))
             enrollment_id = tx.add_enrollment(
                 patient_id=patient_id,
                 pathway=workflow.id,
@@ -83,22 +105,10 @@ class Commands(Queries):
                 profile=profile,
                 state=workflow.initial,
                 at=when,
+                chain_head=head,
             )
             enrollment = tx.enrollment(enrollment_id)
-            tx.add_event(
-                Event(
-                    enrollment_id=enrollment_id,
-                    seq=1,
-                    trigger=ENROLL,
-                    from_state=None,
-                    to_state=workflow.initial,
-                    actor=actor,
-                    role=role,
-                    effective_at=when,
-                    recorded_at=recorded,
-                    payload={"profile": profile},
-                )
-            )
+            tx.add_event(replace(event, enrollment_id=enrollment_id, hash=head))
             message = envelopes.opened(
                 enrollment=enrollment.id,
                 patient=patient,
@@ -129,7 +139,7 @@ class Commands(Queries):
         Returns the stored observation (its `id` is what `correct` takes)."""
         actor, role = self._who(actor, role)
         recorded = utcnow()
-        when = effective(at, recorded)
+        when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             workflow = self.workflow_of(enrollment)
@@ -165,7 +175,22 @@ class Commands(Queries):
                         f"record {kind}",
                         verdicts,
                     )
-            tx.touch(enrollment)
+            place = enrollment.version + 1
+            head = chain.link(
+                enrollment.chain_head,
+                chain.observation_entry(
+                    patient=enrollment.patient,
+                    pathway=enrollment.pathway,
+                    chain_seq=place,
+                    kind=kind,
+                    data=stored,
+                    effective_at=when,
+                    recorded_at=recorded,
+                    actor=actor,
+                    role=role,
+                ),
+            )
+            tx.touch(enrollment, head)
             obs_id = tx.add_observation(
                 enrollment_id=enrollment.id,
                 kind=kind,
@@ -174,6 +199,8 @@ class Commands(Queries):
                 recorded_at=recorded,
                 actor=actor,
                 role=role,
+                chain_seq=place,
+                hash=head,
             )
             message = envelopes.recorded(
                 enrollment,
@@ -185,7 +212,7 @@ class Commands(Queries):
                 role=role,
             )
             self._emit(tx, message, recorded)
-            return replace(candidate, id=obs_id)
+            return replace(candidate, id=obs_id, chain_seq=place, hash=head)
 
     def correct(
         self,
@@ -204,7 +231,7 @@ class Commands(Queries):
         if not reason_text:
             raise InvalidInput("--reason: say why the observation is wrong")
         recorded = utcnow()
-        when = effective(at, recorded)
+        when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             check_patient_id(patient)
             row = tx.find_patient(patient)
@@ -229,9 +256,31 @@ class Commands(Queries):
                     f"it needs {' or '.join(spec.roles)}",
                     spec.roles,
                 )
-            tx.touch(enrollment)
+            place = enrollment.version + 1
+            head = chain.link(
+                enrollment.chain_head,
+                chain.correction_entry(
+                    patient=enrollment.patient,
+                    pathway=enrollment.pathway,
+                    chain_seq=place,
+                    observation_chain_seq=obs.chain_seq,
+                    reason=reason_text,
+                    actor=actor,
+                    role=role,
+                    effective_at=when,
+                    recorded_at=recorded,
+                ),
+            )
+            tx.touch(enrollment, head)
             tx.mark_entered_in_error(
-                obs.id, reason=reason_text, actor=actor, role=role, at=when, recorded=recorded
+                obs.id,
+                reason=reason_text,
+                actor=actor,
+                role=role,
+                at=when,
+                recorded=recorded,
+                chain_seq=place,
+                hash=head,
             )
             message = envelopes.corrected(
                 enrollment,
@@ -252,6 +301,8 @@ class Commands(Queries):
                 error_at=when,
                 error_role=role,
                 error_recorded_at=recorded,
+                error_chain_seq=place,
+                error_hash=head,
             )
 
     def advance(
@@ -275,7 +326,7 @@ class Commands(Queries):
         actor, role = self._who(actor, role)
         reason = check_text(reason, "--reason", MAX_REASON)
         recorded = utcnow()
-        when = effective(at, recorded)
+        when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             if expected_version is not None and enrollment.version != expected_version:
@@ -305,10 +356,10 @@ class Commands(Queries):
                 recorded_at=recorded,
                 reason=reason,
             )
-            tx.save_state(
-                enrollment, after_event(position_of(enrollment), event, before=workflow, after=workflow)
-            )
-            tx.add_event(event)
+            event = self._chained(enrollment, event)
+            tx.add_event(event)  # first: the database checks the enrollment follows its event
+            position = after_event(position_of(enrollment), event, before=workflow, after=workflow)
+            tx.save_state(enrollment, position, event.hash or "")
             message = envelopes.transitioned(
                 enrollment,
                 trigger=trigger,
@@ -324,3 +375,23 @@ class Commands(Queries):
             return Transitioned(
                 patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, event.seq
             )
+
+
+def _event_entry(patient: str, pathway: str, event: Event) -> dict[str, Any]:
+    """The hash chain's entry of an event (see `pathway.domain.chain`)."""
+    return chain.event_entry(
+        patient=patient,
+        pathway=pathway,
+        chain_seq=event.chain_seq or 0,
+        seq=event.seq,
+        trigger=event.trigger,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        actor=event.actor,
+        role=event.role,
+        effective_at=event.effective_at,
+        recorded_at=event.recorded_at,
+        reason=event.reason,
+        payload=event.payload,
+        voids=event.voids,
+    )

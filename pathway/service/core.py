@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from pathway.definitions.catalog import Catalog
@@ -71,6 +71,11 @@ class ServiceCore:
         check as always, and the rows are written together when the block ends. Other
         commands, and patients already in the database, are refused inside it."""
         return self.store.staged() if staged else self.store.batch()
+
+    @property
+    def zone(self) -> tzinfo:
+        """The clinic's time zone: every calendar-date rule uses it (`pathway db set timezone`)."""
+        return self.store.zone
 
     @staticmethod
     def _emit(tx: UnitOfWork, message: dict[str, Any], at: datetime) -> None:
@@ -210,7 +215,7 @@ class ServiceCore:
             region = [e for e in tx.patient_events(enrollment.patient_id) if e.enrollment_id in ids]
             return [e for e in region if e.enrollment_id == enrollment.id], region
 
-        return PatientRecord(enrollment, now, load_observations, load_events, reason=reason)
+        return PatientRecord(enrollment, now, load_observations, load_events, reason=reason, zone=self.zone)
 
     def _decoded(self, obs: Observation, enrollment: Enrollment) -> Observation:
         try:

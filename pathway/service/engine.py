@@ -50,7 +50,7 @@ class Service(Commands):
         if unknown:
             raise InvalidInput(f"--state: unknown state(s) {', '.join(sorted(unknown))} in {pathway}")
         recorded = utcnow()
-        when = effective(at, recorded)
+        when = effective(at, recorded, zone=self.zone)
         with self.store.read() as tx:
             candidates = [
                 e
@@ -82,9 +82,9 @@ class Service(Commands):
             if enrollment.version != seen.version:
                 raise ConcurrencyError(f"{enrollment.patient} changed during the migration; run it again")
             seq = enrollment.last_seq + 1
-            tx.repin(enrollment, pathway_version=to_version, last_seq=seq, last_event_at=when)
             payload = {"from_version": enrollment.pathway_version, "to_version": to_version}
-            tx.add_event(
+            event = self._chained(
+                enrollment,
                 Event(
                     enrollment.id,
                     seq,
@@ -96,7 +96,15 @@ class Service(Commands):
                     when,
                     recorded,
                     payload=payload,
-                )
+                ),
+            )
+            tx.add_event(event)  # first: the database checks the enrollment follows its event
+            tx.repin(
+                enrollment,
+                pathway_version=to_version,
+                last_seq=seq,
+                last_event_at=when,
+                chain_head=event.hash or "",
             )
             message = envelopes.migrated(
                 enrollment,
@@ -122,7 +130,7 @@ class Service(Commands):
         nothing more to do. Each is its own transaction, recorded under `actor` (default
         "sweep") and the acting role, which must be one the transitions allow: if any that
         is due needs another role, nothing is applied and RoleRefused names it."""
-        when = effective(at, utcnow())
+        when = effective(at, utcnow(), zone=self.zone)
         if actor is not None and not actor.strip():
             raise InvalidInput("actor: empty: say who is sweeping (--actor), or leave it out for 'sweep'")
         actor, role = self._who(actor or "sweep", role)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import re
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from pathway.domain import fields
 from pathway.domain.timeutil import When, iso, to_utc
@@ -49,11 +49,11 @@ def check_text(value: str | None, name: str, limit: int, *, one_line: bool = Fal
     return value or None
 
 
-def window(since: When, until: When) -> dict[str, datetime | None]:
+def window(since: When, until: When, zone: tzinfo = UTC) -> dict[str, datetime | None]:
     """--since and --until as UTC times; a window that ends before it begins is refused
     (it would report nothing, which looks like an empty clinic)."""
-    start = to_utc(since, name="--since") if since else None
-    end = to_utc(until, name="--until") if until else None
+    start = to_utc(since, name="--since", zone=zone) if since else None
+    end = to_utc(until, name="--until", zone=zone) if until else None
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"--since {iso(start)} is after --until {iso(end)}: nothing could be in between")
     return {"since": start, "until": end}

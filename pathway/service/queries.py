@@ -3,7 +3,7 @@ status, check, history, observations and list. Nothing here writes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from pathway.domain import asof
@@ -33,7 +33,7 @@ class Queries(ServiceCore):
         """Every trigger possible now (or just `trigger`) with pass/fail and every unmet
         criterion; changes nothing. `role` marks which the role may fire. With `at`, as
         the patient stood then."""
-        when = to_utc(at)
+        when = to_utc(at, zone=self.zone)
         with self.store.read() as tx:
             enrollment, family = self._resolve(
                 tx, patient, pathway, for_write=False, at=None if at is None else when
@@ -49,7 +49,7 @@ class Queries(ServiceCore):
     def status(self, patient: str, *, pathway: str | None = None, at: When = None) -> Status:
         """Where the patient's enrollment stands, overdue or not, and every trigger's check;
         with `at`, where it stood then (replayed from its events)."""
-        when = to_utc(at)
+        when = to_utc(at, zone=self.zone)
         with self.store.read() as tx:
             enrollment, family = self._resolve(
                 tx, patient, pathway, for_write=False, at=None if at is None else when
@@ -83,13 +83,13 @@ class Queries(ServiceCore):
             held_from=enrollment.held_from,
             since=enrollment.entered_state_at,
             triggers=checks,
-            **self._timing(workflow, enrollment, when),
+            **self._timing(workflow, enrollment, when, self.zone),
         )
 
     @staticmethod
-    def _timing(workflow: Workflow, enrollment: Enrollment, when: datetime) -> dict[str, Any]:
+    def _timing(workflow: Workflow, enrollment: Enrollment, when: datetime, zone: tzinfo) -> dict[str, Any]:
         state = workflow.state(enrollment.state)
-        days = max(0, days_between(enrollment.entered_state_at, when)) if enrollment.is_open else 0
+        days = max(0, days_between(enrollment.entered_state_at, when, zone)) if enrollment.is_open else 0
         return {
             "days_in_state": days,
             "sla_days": state.sla_days,
@@ -102,7 +102,7 @@ class Queries(ServiceCore):
     def history(self, patient: str, *, pathway: str | None = None, at: When = None) -> list[Event]:
         """The enrollment's events, oldest first; with `at`, of the episode that stood then,
         up to then."""
-        when = None if at is None else to_utc(at)
+        when = None if at is None else to_utc(at, zone=self.zone)
         with self.store.read() as tx:
             enrollment, _ = self._resolve(tx, patient, pathway, for_write=False, at=when)
             found = tx.events_of([enrollment.id])
@@ -114,7 +114,7 @@ class Queries(ServiceCore):
         """The enrollment's observations, corrections included (marked entered-in-error);
         with `at`, of the episode that stood then, up to then, each as it stood then (a
         correction made later is not yet there)."""
-        when = None if at is None else to_utc(at)
+        when = None if at is None else to_utc(at, zone=self.zone)
         with self.store.read() as tx:
             enrollment, _ = self._resolve(tx, patient, pathway, for_write=False, at=when)
             found = [self._decoded(o, enrollment) for o in tx.observations_of([enrollment.id])]
@@ -132,7 +132,7 @@ class Queries(ServiceCore):
     ) -> list[Summary]:
         """Enrollments, optionally of one pathway and/or in one state, longest-waiting first;
         with `at`, as they stood then (replayed from their events; later ones left out)."""
-        when = to_utc(at)
+        when = to_utc(at, zone=self.zone)
         if pathway is not None:
             self.catalog.get(pathway)
         if state is not None:
@@ -151,7 +151,7 @@ class Queries(ServiceCore):
                 rows.sort(key=lambda e: (e.entered_state_at, e.id))
         result = []
         for e in rows:
-            timing = self._timing(self.workflow_of(e), e, when)
+            timing = self._timing(self.workflow_of(e), e, when, self.zone)
             result.append(
                 Summary(
                     patient=e.patient,

@@ -11,7 +11,7 @@ routine (`worklist:`), in which a blocked step is not an item.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from pathway.domain import asof
@@ -41,14 +41,14 @@ class Item:
         return {**self.__dict__, "urgency": round(self.urgency, 2)}
 
 
-def rtt_days(clock: RttClock, history: list[Event], as_of: datetime) -> int | None:
+def rtt_days(clock: RttClock, history: list[Event], as_of: datetime, zone: tzinfo = UTC) -> int | None:
     """Calendar days on the referral-to-treatment clock at `as_of` (as the RTT report counts
     them), or None when it has not started or has stopped."""
     events = sorted(asof.events_until(history, as_of), key=lambda e: e.seq)
     start = next((e for e in events if clock.starts(e)), None)
     if start is None or any(clock.stops(e) for e in events if e.seq > start.seq):
         return None
-    return days_between(start.effective_at, as_of)
+    return days_between(start.effective_at, as_of, zone)
 
 
 def follow_up_due(
@@ -98,7 +98,7 @@ def worklist(clinic: Service, *, as_of: datetime, role: str | None = None) -> li
             what = "hold past its SLA: resume or close it" if state.hold else f"move on from {state.name}"
             add("over_sla", f"{what} ({summary.days_in_state} days, SLA {state.sla_days})", 500 + over)
         clock = declared.rtt
-        waited = None if clock is None else rtt_days(clock, history, as_of)
+        waited = None if clock is None else rtt_days(clock, history, as_of, clinic.zone)
         if clock is not None and waited is not None:
             weeks = waited / 7
             if waited > clock.standard_days:

@@ -19,12 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pathway.domain import chain
 from pathway.domain.effects import ENROLL
 from pathway.domain.envelopes import OPENED, OpenedMany
 from pathway.domain.facts import Event
 from pathway.domain.timeutil import iso
 from pathway.store.rows import EventRow, NewEnrollmentRow, NewMessageRow, PatientRow, RowWriter, row_type
-from pathway.store.tables import events
+from pathway.store.tables import enrollments, events
 
 if TYPE_CHECKING:
     from pathway.store.tx import Tx
@@ -50,17 +51,22 @@ def uuid4_texts(count: int) -> list[str]:
     ]
 
 
-#: The enroll event of an imported referral (from no state, for no reason).
-EnrollEventRow = row_type(events, with_id=False, leave_out=("from_state", "reason"))
+#: An imported referral's enrollment (no referral identifier) and enroll event (from no
+#: state, for no reason, voiding nothing).
+ImportEnrollmentRow = row_type(
+    enrollments, with_id=True, leave_out=("held_from", "closed_at", "referral_system", "referral_value")
+)
+EnrollEventRow = row_type(events, with_id=False, leave_out=("from_state", "reason", "voids"))
 
 # `enroll_many` writes its rows, built in one loop as plain tuples in the order of their row
 # types' fields (which come from tables.py): the orders are checked here, on import.
 _ORDERS = {
-    NewEnrollmentRow: "id patient_id pathway_id pathway_version profile state entered_state_at opened_at "
-    "last_event_at last_seq version",
-    EnrollEventRow: "enrollment_id seq trigger to_state actor role effective_at recorded_at payload",
+    ImportEnrollmentRow: "id patient_id pathway_id pathway_version profile state entered_state_at opened_at "
+    "last_event_at last_seq version chain_head",
+    EnrollEventRow: "enrollment_id seq trigger to_state actor role effective_at recorded_at payload "
+    "chain_seq hash",
     NewMessageRow: "message_id type enrollment_id payload created_at",
-    PatientRow: "id identifier display_name created_at",
+    PatientRow: "id identifier display_name created_at identifier_system",
 }
 for _kind, _order in _ORDERS.items():
     if _kind._fields != tuple(_order.split()):
@@ -91,16 +97,27 @@ class BulkTx:
         return found
 
     # Writes -----------------------------------------------------------------------------
-    def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
+    def add_patient(
+        self, identifier: str, display_name: str | None, at: datetime, system: str | None = None
+    ) -> int:
         patient_id = self._id("patients")
-        self.writer.add(PatientRow(patient_id, identifier, display_name, self.writer.time(at)))
+        self.writer.add(PatientRow(patient_id, identifier, display_name, self.writer.time(at), system))
         return patient_id
 
     def set_display_name(self, patient_id: int, display_name: str) -> None:
         self._renamed.append((display_name, patient_id))
 
     def add_enrollment(
-        self, *, patient_id: int, pathway: str, version: int, profile: str, state: str, at: datetime
+        self,
+        *,
+        patient_id: int,
+        pathway: str,
+        version: int,
+        profile: str,
+        state: str,
+        at: datetime,
+        chain_head: str,
+        referral: tuple[str, str] | None = None,
     ) -> int:
         enrollment_id = self._id("enrollments")
         stamp = self.writer.time(at)
@@ -117,6 +134,9 @@ class BulkTx:
                 last_event_at=stamp,
                 last_seq=1,  # the enroll event
                 version=1,
+                chain_head=chain_head,
+                referral_system=referral[0] if referral else None,
+                referral_value=referral[1] if referral else None,
             )
         )
         return enrollment_id
@@ -136,6 +156,9 @@ class BulkTx:
                 recorded_at=time(event.recorded_at),
                 reason=event.reason,
                 payload=self.writer.json(dict(event.payload) or None),
+                chain_seq=event.chain_seq,
+                hash=event.hash,
+                voids=event.voids,
             )
         )
 
@@ -183,6 +206,29 @@ def enroll_many(
         tx.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
+def _enroll_entry(
+    pathway: str, state: str, profile: str, actor: str, role: str, recorded: datetime
+) -> chain.Template:
+    """The chain entry of an imported enroll event, its patient and effective time left open."""
+    entry = chain.event_entry(
+        patient="",
+        pathway=pathway,
+        chain_seq=1,
+        seq=1,
+        trigger=ENROLL,
+        from_state=None,
+        to_state=state,
+        actor=actor,
+        role=role,
+        effective_at=recorded,
+        recorded_at=recorded,
+        reason=None,
+        payload={"profile": profile, "source": "import"},
+        voids=None,
+    )
+    return chain.Template(entry, ("patient", "effective_at"))
+
+
 def _enroll(
     bulk: BulkTx, batch: Sequence[NewEnrollment], *, actor: str, role: str, recorded: datetime
 ) -> tuple[int, int]:
@@ -208,7 +254,7 @@ def _enroll(
     add_patient, created = db.adder(PatientRow), db.time(recorded)
     for identifier, patient_id in zip(new, db.allocate("patients", len(new)), strict=True):
         patient_ids[identifier] = patient_id
-        add_patient((patient_id, identifier, names.get(identifier), created))
+        add_patient((patient_id, identifier, names.get(identifier), created, None))
     for identifier, (patient_id, name) in known.items():
         if names.get(identifier, name) != name:
             bulk.set_display_name(patient_id, names[identifier])
@@ -217,7 +263,8 @@ def _enroll(
     many: dict[tuple[str, int, str], OpenedMany] = {}
     payloads: dict[str, str] = {}
     effective: dict[datetime, tuple[Any, str]] = {}
-    add_enrollment, add_event = db.adder(NewEnrollmentRow), db.adder(EnrollEventRow)
+    add_enrollment, add_event = db.adder(ImportEnrollmentRow), db.adder(EnrollEventRow)
+    entries: dict[tuple[str, str, str], chain.Template] = {}
     add_message, messages = db.adder(NewMessageRow), bulk.messages
     ids = iter(db.allocate("enrollments", len(todo)))
     for (_, patient, pathway, version, profile, at, state, _), message_id in zip(
@@ -231,23 +278,17 @@ def _enroll(
         if when is None:
             when = effective[at] = (db.time(at), iso(at) or "")
         stored, effective_text = when
-        # entered_state_at, opened_at and last_event_at; last_seq and version 1 (the enroll event)
-        add_enrollment(
-            NewEnrollmentRow(
-                enrollment_id,
-                patient_ids[patient],
-                pathway,
-                version,
-                profile,
-                state,
-                stored,
-                stored,
-                stored,
-                1,
-                1,
+        # The enroll event starts the enrollment's hash chain (pathway.domain.chain).
+        entry = entries.get((pathway, state, profile))
+        if entry is None:
+            entry = entries[pathway, state, profile] = _enroll_entry(
+                pathway, state, profile, actor, role, recorded
             )
-        )
-        add_event(EnrollEventRow(enrollment_id, 1, ENROLL, state, actor, role, stored, stamp, payload))
+        head = chain.link_text(None, entry.text(patient=patient, effective_at=effective_text))
+        # entered_state_at, opened_at and last_event_at; last_seq and version 1 (the enroll event)
+        row = (enrollment_id, patient_ids[patient], pathway, version, profile, state)
+        add_enrollment((*row, stored, stored, stored, 1, 1, head))
+        add_event((enrollment_id, 1, ENROLL, state, actor, role, stored, stamp, payload, 1, head))
         envelope = many.get((pathway, version, state))
         if envelope is None:
             envelope = many[pathway, version, state] = OpenedMany(

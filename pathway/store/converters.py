@@ -35,6 +35,7 @@ def enrollment(m: Mapping[str, Any] | Any) -> Enrollment:
         version=m["version"],
         last_event_at=_utc(m["last_event_at"]),
         last_seq=m["last_seq"],
+        chain_head=m.get("chain_head"),
     )
 
 
@@ -54,6 +55,10 @@ def observation(m: Mapping[str, Any] | Any) -> Observation:
         error_at=_aware(m["error_at"]),
         error_role=m["error_role"],
         error_recorded_at=_aware(m["error_recorded_at"]),
+        chain_seq=m.get("chain_seq"),
+        hash=m.get("hash"),
+        error_chain_seq=m.get("error_chain_seq"),
+        error_hash=m.get("error_hash"),
     )
 
 
@@ -70,4 +75,7 @@ def event(m: Mapping[str, Any] | Any) -> Event:
         recorded_at=_utc(m["recorded_at"]),
         reason=m["reason"],
         payload=m["payload"] or {},
+        chain_seq=m.get("chain_seq"),
+        hash=m.get("hash"),
+        voids=m.get("voids"),
     )

@@ -9,8 +9,11 @@ PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -19,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from pathway.errors import StoreError
 
 #: The Alembic revision this code expects; a test checks it is the migrations' head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -112,6 +115,9 @@ def _sqlite(url: str, database: str | None) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
+        # Calendar dates in the clinic's time zone, which SQLite cannot compute (reports).
+        dbapi_connection.create_function("pathway_day", 2, local_day_number, deterministic=True)
+        dbapi_connection.create_function("pathway_month", 2, local_month, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -123,9 +129,32 @@ def _sqlite(url: str, database: str | None) -> Engine:
     return engine
 
 
+@lru_cache(maxsize=16)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _local(stored: str, zone: str) -> datetime:
+    moment = datetime.fromisoformat(stored)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.astimezone(_zone(zone))
+
+
+def local_day_number(stored: str | None, zone: str) -> int | None:
+    """SQLite function `pathway_day(time, zone)`: the day number of a stored UTC time's
+    calendar date in `zone` (differences are days between dates)."""
+    return None if stored is None else _local(stored, zone).date().toordinal()
+
+
+def local_month(stored: str | None, zone: str) -> str | None:
+    """SQLite function `pathway_month(time, zone)`: YYYY-MM of a stored time in `zone`."""
+    return None if stored is None else _local(stored, zone).strftime("%Y-%m")
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision stored in the database, or None for an empty database."""
-    with engine.connect() as conn:
+    # A reader: it must not wait for, nor hold up, a writer (nor need a writable file).
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         try:
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         except SQLAlchemyError:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -33,6 +35,8 @@ class Store:
         self.backend = engine.dialect.name
         #: Called with a transaction's outbox messages once it has committed.
         self.after_commit: list[Callable[[list[dict[str, Any]]], None]] = []
+        self.settings: dict[str, str] = {}  # clinic-wide settings, read when opened
+        self._zone: ZoneInfo | None = None
         self._batch: Tx | None = None  # the open batch transaction, if any
         self._staged: StagedTx | None = None  # the same when the batch is staged
 
@@ -81,7 +85,29 @@ class Store:
         engine = database.create(url)
         if create:
             database.ensure_schema(engine)
-        return cls(engine)
+        store = cls(engine)
+        store.reload_settings()
+        return store
+
+    def reload_settings(self) -> None:
+        """Read the clinic-wide settings (`pathway.store.settings`) again."""
+        from pathway.store import settings
+
+        try:
+            with self.read() as tx:
+                self.settings = settings.read(tx.conn)
+        except StoreError:
+            self.settings = {}  # a database not made yet: nothing is set
+
+    @property
+    def zone(self) -> tzinfo:
+        """The clinic's time zone (`datetime.UTC` until `pathway db set timezone` names one)."""
+        name = self.settings.get("timezone")
+        if name is None:
+            return UTC
+        if self._zone is None or self._zone.key != name:
+            self._zone = ZoneInfo(name)
+        return self._zone
 
     @contextmanager
     def write(self) -> Iterator[Tx]:

@@ -52,6 +52,7 @@ class StagedTx:
         self.identifiers: dict[int, str] = {}  # patient id -> identifier
         self.created: dict[int, datetime] = {}  # patient id -> created_at
         self.enrollments: dict[int, Enrollment] = {}
+        self.referrals: dict[int, tuple[str, str]] = {}  # enrollment id -> the referral it came from
         self.families: dict[int, list[int]] = {}  # patient id -> enrollment ids, oldest first
         self.events: list[Event] = []
         self.observations: list[Observation] = []
@@ -116,9 +117,11 @@ class StagedTx:
             self._refuse_known(identifier)
         return row
 
-    def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
+    def add_patient(
+        self, identifier: str, display_name: str | None, at: datetime, system: str | None = None
+    ) -> int:
         patient_id = self._id("patients")
-        self._set(self.patients, identifier, PatientRow(patient_id, identifier, display_name))
+        self._set(self.patients, identifier, PatientRow(patient_id, identifier, display_name, system))
         self._set(self.identifiers, patient_id, identifier)
         self._set(self.created, patient_id, at)
         self._set(self.families, patient_id, [])
@@ -143,7 +146,16 @@ class StagedTx:
         return self.enrollments[enrollment_id]
 
     def add_enrollment(
-        self, *, patient_id: int, pathway: str, version: int, profile: str, state: str, at: datetime
+        self,
+        *,
+        patient_id: int,
+        pathway: str,
+        version: int,
+        profile: str,
+        state: str,
+        at: datetime,
+        chain_head: str,
+        referral: tuple[str, str] | None = None,
     ) -> int:
         patient = self.patients[self.identifiers[patient_id]]
         enrollment_id = self._id("enrollments")
@@ -163,7 +175,10 @@ class StagedTx:
             version=1,
             last_event_at=at,
             last_seq=1,  # the enroll event
+            chain_head=chain_head,
         )
+        if referral is not None:
+            self._set(self.referrals, enrollment_id, referral)
         self._set(self.enrollments, enrollment_id, enrollment)
         self._set(self.families, patient_id, [*self.families[patient_id], enrollment_id])
         return enrollment_id
@@ -176,13 +191,15 @@ class StagedTx:
             )
         return current
 
-    def save_state(self, enrollment: Enrollment, position: Position) -> None:
+    def save_state(self, enrollment: Enrollment, position: Position, chain_head: str) -> None:
         current = self._current(enrollment)
-        self._set(self.enrollments, enrollment.id, moved(current, position, version=current.version + 1))
+        changed = moved(current, position, version=current.version + 1, chain_head=chain_head)
+        self._set(self.enrollments, enrollment.id, changed)
 
-    def touch(self, enrollment: Enrollment) -> None:
+    def touch(self, enrollment: Enrollment, chain_head: str) -> None:
         current = self._current(enrollment)
-        self._set(self.enrollments, enrollment.id, replace(current, version=current.version + 1))
+        changed = replace(current, version=current.version + 1, chain_head=chain_head)
+        self._set(self.enrollments, enrollment.id, changed)
 
     # events and observations ------------------------------------------------------------
     def add_event(self, event: Event) -> None:
@@ -203,6 +220,8 @@ class StagedTx:
         recorded_at: datetime,
         actor: str,
         role: str,
+        chain_seq: int,
+        hash: str,
     ) -> int:
         text = json.dumps(dict(data))  # written by flush
         observation = Observation(
@@ -215,6 +234,8 @@ class StagedTx:
             recorded_at=recorded_at,
             actor=actor,
             role=role,
+            chain_seq=chain_seq,
+            hash=hash,
         )
         self.observations.append(observation)
         self.observation_texts[observation.id] = text
@@ -244,7 +265,13 @@ class StagedTx:
         bulk, time = self.bulk, self.bulk.writer.time
         for row in sorted(self.patients.values()):
             bulk.writer.add(
-                PatientInsert(row.id, row.identifier, row.display_name, time(self.created[row.id])),
+                PatientInsert(
+                    row.id,
+                    row.identifier,
+                    row.display_name,
+                    time(self.created[row.id]),
+                    row.identifier_system,
+                ),
             )
         for _, e in sorted(self.enrollments.items()):
             bulk.writer.add(
@@ -262,6 +289,9 @@ class StagedTx:
                     last_event_at=time(e.last_event_at),
                     last_seq=e.last_seq,
                     version=e.version,
+                    chain_head=e.chain_head,
+                    referral_system=self.referrals.get(e.id, (None, None))[0],
+                    referral_value=self.referrals.get(e.id, (None, None))[1],
                 ),
             )
         for o in self.observations:
@@ -275,6 +305,8 @@ class StagedTx:
                     recorded_at=time(o.recorded_at),
                     actor=o.actor,
                     role=o.role,
+                    chain_seq=o.chain_seq,
+                    hash=o.hash,
                 ),
             )
         for event in self.events:

@@ -78,6 +78,7 @@ patients = Table(
     Column("identifier", String(64), nullable=False, unique=True),
     Column("display_name", String(200)),
     Column("created_at", UtcTime, nullable=False),
+    Column("identifier_system", String(255)),  # migration 0005: the system a FHIR referral named
 )
 
 enrollments = Table(
@@ -96,6 +97,11 @@ enrollments = Table(
     Column("last_event_at", UtcTime, nullable=False),
     Column("last_seq", Integer, nullable=False),
     Column("version", Integer, nullable=False),
+    # Migration 0005: the hash of the enrollment's latest audit entry (its chain's head), and
+    # the referral it came from (a FHIR ServiceRequest's identifier, or a hash of one).
+    Column("chain_head", String(64)),
+    Column("referral_system", String(255)),
+    Column("referral_value", String(255)),
     Index("ix_enrollments_patient", "patient_id"),
     Index("ix_enrollments_pathway_state", "pathway_id", "state"),
     # At most one open enrollment per patient and pathway.
@@ -133,7 +139,19 @@ events = Table(
     Column("recorded_at", UtcTime, nullable=False),
     Column("reason", Text),
     Column("payload", Json),
+    # Migration 0005: the entry's place in its enrollment's hash chain and its hash; a reopen
+    # names the seq of the closing event it voids.
+    Column("chain_seq", Integer),
+    Column("hash", String(64)),
+    Column("voids", Integer),
     UniqueConstraint("enrollment_id", "seq", name="ux_events_enrollment_seq"),
+    Index(
+        "ix_events_voids",
+        "enrollment_id",
+        "voids",
+        sqlite_where=text("voids IS NOT NULL"),
+        postgresql_where=text("voids IS NOT NULL"),
+    ),
 )
 
 observations = Table(
@@ -153,6 +171,10 @@ observations = Table(
     Column("error_at", UtcTime),
     Column("error_role", String(100)),  # migration 0004
     Column("error_recorded_at", UtcTime),  # migration 0004
+    Column("chain_seq", Integer),  # migration 0005: the observation's place in the chain
+    Column("hash", String(64)),
+    Column("error_chain_seq", Integer),  # the correction's place in the chain
+    Column("error_hash", String(64)),
     Index("ix_observations_enrollment", "enrollment_id", "kind"),
 )
 
@@ -186,4 +208,12 @@ outbox = Table(
     Column("last_error", Text),
     Column("next_attempt_at", UtcTime),
     Index("ix_outbox_pending", "delivered_at", "id"),
+)
+
+# Clinic-wide settings (migration 0005): the clinic's time zone, FHIR identifier systems.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
 )

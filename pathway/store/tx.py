@@ -25,7 +25,7 @@ from pathway.store import converters
 from pathway.store.fastpath import Prepared
 from pathway.store.outbox_queries import OutboxQueries
 from pathway.store.rows import EventRow, NewMessageRow, NewObservationRow, columns
-from pathway.store.tables import enrollments, events, observations, outbox, patients
+from pathway.store.tables import enrollments, events, observations, outbox, patients, settings
 
 _ENROLLMENT_COLUMNS = (
     enrollments,
@@ -38,9 +38,9 @@ _ENROLLMENT_COLUMNS = (
 # SQLAlchemy neither rebuilds them nor recomputes their cache keys per call.
 _ENROLLMENT_SELECT = select(*_ENROLLMENT_COLUMNS).join(patients, patients.c.id == enrollments.c.patient_id)
 _ENROLLMENT_ORDER = (enrollments.c.opened_at, enrollments.c.id)
-_FIND_PATIENT = select(patients.c.id, patients.c.identifier, patients.c.display_name).where(
-    patients.c.identifier == bindparam("identifier")
-)
+_FIND_PATIENT = select(
+    patients.c.id, patients.c.identifier, patients.c.display_name, patients.c.identifier_system
+).where(patients.c.identifier == bindparam("identifier"))
 _ENROLLMENTS_OF_PATIENT = _ENROLLMENT_SELECT.where(
     enrollments.c.patient_id == bindparam("patient_id")
 ).order_by(*_ENROLLMENT_ORDER)
@@ -64,6 +64,7 @@ _SAVE_STATE = (
         last_event_at=bindparam("b_last_event_at"),
         last_seq=bindparam("b_last_seq"),
         version=bindparam("b_version"),
+        chain_head=bindparam("b_chain_head"),
     )
 )
 _TOUCH = (
@@ -74,7 +75,7 @@ _TOUCH = (
             enrollments.c.version == bindparam("b_expected"),
         )
     )
-    .values(version=bindparam("b_version"))
+    .values(version=bindparam("b_version"), chain_head=bindparam("b_chain_head"))
 )
 _OBSERVATIONS_OF = (
     select(observations)
@@ -168,15 +169,38 @@ class Tx(OutboxQueries):
             return rows
         return [dict(r._mapping) for r in self.conn.execute(statement, params)]
 
+    # settings -----------------------------------------------------------------
+    def put_setting(self, key: str, value: str) -> None:
+        """Store a clinic-wide setting (see `pathway.store.settings`)."""
+        found = self.conn.execute(select(settings.c.key).where(settings.c.key == key)).first()
+        if found is None:
+            self.conn.execute(insert(settings).values(key=key, value=value))
+        else:
+            self.conn.execute(update(settings).where(settings.c.key == key).values(value=value))
+
     # patients -----------------------------------------------------------------
     def find_patient(self, identifier: str) -> Any:
         return self.conn.execute(_FIND_PATIENT, {"identifier": identifier}).first()
 
-    def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int:
-        result = self.conn.execute(
-            insert(patients).values(identifier=identifier, display_name=display_name, created_at=at)
-        )
+    def add_patient(
+        self, identifier: str, display_name: str | None, at: datetime, system: str | None = None
+    ) -> int:
+        try:
+            result = self.conn.execute(
+                insert(patients).values(
+                    identifier=identifier, display_name=display_name, created_at=at, identifier_system=system
+                )
+            )
+        except IntegrityError:  # PostgreSQL: another transaction added them meanwhile
+            raise ConcurrencyError(
+                "another change added this patient at the same moment; nothing was written: retry"
+            ) from None
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def set_identifier_system(self, patient_id: int, system: str) -> None:
+        self.conn.execute(
+            update(patients).where(patients.c.id == patient_id).values(identifier_system=system)
+        )
 
     def set_display_name(self, patient_id: int, display_name: str) -> None:
         self.conn.execute(
@@ -228,6 +252,8 @@ class Tx(OutboxQueries):
         profile: str,
         state: str,
         at: datetime,
+        chain_head: str,
+        referral: tuple[str, str] | None = None,
     ) -> int:
         # An error aborts the whole transaction, so no savepoint is needed: the
         # unit of work rolls back as the exception leaves it.
@@ -244,14 +270,18 @@ class Tx(OutboxQueries):
                     last_event_at=at,
                     last_seq=1,  # the enroll event
                     version=1,
+                    chain_head=chain_head,
+                    referral_system=referral[0] if referral else None,
+                    referral_value=referral[1] if referral else None,
                 )
             )
         except IntegrityError:
             raise AlreadyEnrolled(f"the patient already has an open enrollment in {pathway}") from None
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def save_state(self, enrollment: Enrollment, position: Position) -> None:
-        """Move `enrollment` to `position` if nobody else changed it since it was read."""
+    def save_state(self, enrollment: Enrollment, position: Position, chain_head: str) -> None:
+        """Move `enrollment` to `position` if nobody else changed it since it was read (the
+        event that moves it is written first: the database checks the two agree)."""
         rowcount, _ = self._execute_write(
             "save_state",
             _SAVE_STATE,
@@ -265,25 +295,39 @@ class Tx(OutboxQueries):
                 "b_last_event_at": position.last_event_at,
                 "b_last_seq": position.last_seq,
                 "b_version": enrollment.version + 1,
+                "b_chain_head": chain_head,
             },
         )
         if rowcount != 1:
             raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
 
-    def touch(self, enrollment: Enrollment) -> None:
-        """Bump the enrollment's version (a record or correction), refusing a concurrent change."""
+    def touch(self, enrollment: Enrollment, chain_head: str) -> None:
+        """Bump the enrollment's version (a record or correction) and move its chain's head,
+        refusing a concurrent change."""
         rowcount, _ = self._execute_write(
             "touch",
             _TOUCH,
-            {"b_id": enrollment.id, "b_expected": enrollment.version, "b_version": enrollment.version + 1},
+            {
+                "b_id": enrollment.id,
+                "b_expected": enrollment.version,
+                "b_version": enrollment.version + 1,
+                "b_chain_head": chain_head,
+            },
         )
         if rowcount != 1:
             raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
 
     def repin(
-        self, enrollment: Enrollment, *, pathway_version: int, last_seq: int, last_event_at: datetime
+        self,
+        enrollment: Enrollment,
+        *,
+        pathway_version: int,
+        last_seq: int,
+        last_event_at: datetime,
+        chain_head: str,
     ) -> None:
-        """Move an enrollment to another version of its pathway (state unchanged)."""
+        """Move an enrollment to another version of its pathway (state unchanged; the migrate
+        event is written first)."""
         result = self.conn.execute(
             update(enrollments)
             .where(and_(enrollments.c.id == enrollment.id, enrollments.c.version == enrollment.version))
@@ -292,6 +336,7 @@ class Tx(OutboxQueries):
                 last_seq=last_seq,
                 last_event_at=last_event_at,
                 version=enrollment.version + 1,
+                chain_head=chain_head,
             )
         )
         if result.rowcount != 1:
@@ -312,6 +357,9 @@ class Tx(OutboxQueries):
                 recorded_at=event.recorded_at,
                 reason=event.reason,
                 payload=dict(event.payload) or None,
+                chain_seq=event.chain_seq,
+                hash=event.hash,
+                voids=event.voids,
             )
             self._execute_write("insert_event", _INSERT_EVENT, row._asdict())
         except (IntegrityError, sqlite3.IntegrityError):
@@ -336,6 +384,8 @@ class Tx(OutboxQueries):
         recorded_at: datetime,
         actor: str,
         role: str,
+        chain_seq: int,
+        hash: str,
     ) -> int:
         row = NewObservationRow(
             enrollment_id=enrollment_id,
@@ -345,6 +395,8 @@ class Tx(OutboxQueries):
             recorded_at=recorded_at,
             actor=actor,
             role=role,
+            chain_seq=chain_seq,
+            hash=hash,
         )
         _, key = self._execute_write("insert_observation", _INSERT_OBSERVATION, row._asdict())
         return int(key)
@@ -376,7 +428,16 @@ class Tx(OutboxQueries):
         return converters.observation(row._mapping) if row else None
 
     def mark_entered_in_error(
-        self, observation_id: int, *, reason: str, actor: str, role: str, at: datetime, recorded: datetime
+        self,
+        observation_id: int,
+        *,
+        reason: str,
+        actor: str,
+        role: str,
+        at: datetime,
+        recorded: datetime,
+        chain_seq: int,
+        hash: str,
     ) -> None:
         self.conn.execute(
             update(observations)
@@ -388,6 +449,8 @@ class Tx(OutboxQueries):
                 error_at=at,
                 error_role=role,
                 error_recorded_at=recorded,
+                error_chain_seq=chain_seq,
+                error_hash=hash,
             )
         )
 

@@ -23,6 +23,7 @@ class PatientRow(NamedTuple):
     id: int
     identifier: str
     display_name: str | None
+    identifier_system: str | None = None
 
 
 class Writes(Protocol):
@@ -31,13 +32,27 @@ class Writes(Protocol):
 
     messages: list[dict[str, Any]]
 
-    def add_patient(self, identifier: str, display_name: str | None, at: datetime) -> int: ...
+    def add_patient(
+        self, identifier: str, display_name: str | None, at: datetime, system: str | None = None
+    ) -> int: ...
 
     def set_display_name(self, patient_id: int, display_name: str) -> None: ...
 
     def add_enrollment(
-        self, *, patient_id: int, pathway: str, version: int, profile: str, state: str, at: datetime
-    ) -> int: ...
+        self,
+        *,
+        patient_id: int,
+        pathway: str,
+        version: int,
+        profile: str,
+        state: str,
+        at: datetime,
+        chain_head: str,
+        referral: tuple[str, str] | None = None,
+    ) -> int:
+        """A new enrollment in `state`, its chain's head the hash of its enroll event (and the
+        referral it came from: a system and a value)."""
+        ...
 
     def add_event(self, event: Event) -> None: ...
 
@@ -57,12 +72,14 @@ class UnitOfWork(Writes, Protocol):
 
     def enrollment(self, enrollment_id: int) -> Enrollment: ...
 
-    def save_state(self, enrollment: Enrollment, position: Position) -> None:
-        """Move `enrollment` to `position`, refusing (ConcurrencyError) if it changed since read."""
+    def save_state(self, enrollment: Enrollment, position: Position, chain_head: str) -> None:
+        """Move `enrollment` to `position`, refusing (ConcurrencyError) if it changed since read;
+        its event is added first."""
         ...
 
-    def touch(self, enrollment: Enrollment) -> None:
-        """Bump the enrollment's version (a record or correction), refusing a concurrent change."""
+    def touch(self, enrollment: Enrollment, chain_head: str) -> None:
+        """Bump the enrollment's version (a record or correction) and move its chain's head,
+        refusing a concurrent change."""
         ...
 
     def add_observation(
@@ -75,6 +92,8 @@ class UnitOfWork(Writes, Protocol):
         recorded_at: datetime,
         actor: str,
         role: str,
+        chain_seq: int,
+        hash: str,
     ) -> int: ...
 
     def patient_observations(self, patient_id: int) -> list[Observation]:

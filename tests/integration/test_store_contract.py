@@ -227,7 +227,7 @@ def test_two_writers_on_one_enrollment_one_wins_the_other_conflicts(db_url: str)
             stale = tx1.enrollments_of(tx1.find_patient("MRN1").id)[0]
         two.advance("MRN1", "start_evaluation", at="2026-01-12")
         with pytest.raises(ConcurrencyError), one.store.write() as tx:
-            tx.touch(stale)
+            tx.touch(stale, stale.chain_head or "")
         assert one.status("MRN1").enrollment_version == enrollment.enrollment_version + 1
 
 

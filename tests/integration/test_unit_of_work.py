@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,12 @@ def enroll(uow: Writes, identifier: str, message_id: str) -> int:
     """What `Clinic.enroll` asks of a unit of work, for a new patient."""
     patient = uow.add_patient(identifier, "Jo Example", RECORDED)
     enrollment = uow.add_enrollment(
-        patient_id=patient, pathway="p-one", version=2, profile="basic", state="start", at=T0
+        patient_id=patient, pathway="p-one", version=2, profile="basic", state="start", at=T0, chain_head="h1"
     )
-    uow.add_event(
-        Event(
-            enrollment, 1, "enroll", None, "start", "sam", "nurse", T0, RECORDED, None, {"profile": "basic"}
-        )
+    event = Event(
+        enrollment, 1, "enroll", None, "start", "sam", "nurse", T0, RECORDED, None, {"profile": "basic"}
     )
+    uow.add_event(replace(event, chain_seq=1, hash="h1"))
     message = envelopes.opened(
         enrollment=enrollment,
         patient=identifier,
@@ -147,7 +147,7 @@ def commands(uow: UnitOfWork) -> dict[str, Any]:
     patient = enroll(uow, "B1", "00000000-0000-4000-8000-000000000003")
     (enrollment,) = uow.enrollments_of_identifier("B1")
     assert uow.find_patient("B1") is not None and uow.find_patient("B1").id == patient  # type: ignore[union-attr]
-    uow.touch(enrollment)
+    uow.touch(enrollment, "h2")
     enrollment = uow.enrollment(enrollment.id)
     observation = uow.add_observation(
         enrollment_id=enrollment.id,
@@ -157,14 +157,16 @@ def commands(uow: UnitOfWork) -> dict[str, Any]:
         recorded_at=RECORDED,
         actor="dr.a",
         role="doctor",
+        chain_seq=2,
+        hash="h2",
     )
     event = Event(enrollment.id, 2, "go", "start", "middle", "dr.a", "doctor", T1, RECORDED, "because")
-    uow.save_state(enrollment, Position("middle", None, T1, None, T1, 2))
-    uow.add_event(event)
+    uow.add_event(replace(event, chain_seq=3, hash="h3"))  # the event first, then the state
+    uow.save_state(enrollment, Position("middle", None, T1, None, T1, 2), "h3")
     after = uow.enrollment(enrollment.id)
     return {
         "version": (enrollment.version, after.version),
-        "state": (after.state, after.entered_state_at, after.last_seq),
+        "state": (after.state, after.entered_state_at, after.last_seq, after.chain_head),
         "observations": [
             (o.id == observation, o.kind, dict(o.data)) for o in uow.patient_observations(patient)
         ],
@@ -180,7 +182,7 @@ def test_the_whole_unit_of_work_reads_what_it_wrote(db_url: str, writer: str) ->
     assert seen == [
         {
             "version": (2, 3),
-            "state": ("middle", T1, 2),
+            "state": ("middle", T1, 2, "h3"),
             "observations": [(True, "note", {"score": 7, "when": "2026-01-01"})],
             "events": [(1, "enroll", "start"), (2, "go", "middle")],
             "family": ["p-one"],
