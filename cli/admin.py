@@ -3,6 +3,8 @@ transitions (`sweep`) and the database schema (`db`)."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .app import AT_HELP, Exit, cli, json_option, settings
@@ -97,6 +99,59 @@ def db_upgrade(as_json: bool) -> None:
 
 
 # The FHIR commands live in their own module, which registers them into the groups above.
+
+
+@db.command("set")
+@click.argument("key", metavar="SETTING")
+@click.argument("value")
+@click.option("--force", is_flag=True, help="Change the time zone although it is set.")
+@json_option
+def db_set(key: str, value: str, force: bool, as_json: bool) -> None:
+    """Store a clinic-wide setting in the database.
+
+    \b
+    timezone        the clinic's time zone, an IANA name (e.g. Australia/Sydney; default UTC):
+                    every calendar-date rule, SLA day, RTT day and date given without a time
+                    uses it. It is set once (--force to change it).
+    patient-system  the identifier system (a URL) FHIR export gives patients who came
+                    without one.
+    """
+    found = settings().clinic(create=True).set_setting(key, value, force=force)
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(f"{key} = {found[key]}")
+
+
+@db.command("settings")
+@json_option
+def db_settings(as_json: bool) -> None:
+    """The clinic-wide settings stored in the database."""
+    from pathway.store.settings import KNOWN
+
+    found = settings().clinic().settings()
+    if as_json:
+        emit_json(found)
+        return
+    for key, meaning in KNOWN.items():
+        click.echo(f"{key:15s} {found.get(key, '(not set)')}    {meaning}")
+
+
+@db.command("create-role")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the role's password from standard input.")
+@json_option
+def db_create_role(name: str, password_stdin: bool, as_json: bool) -> None:
+    """PostgreSQL: create the least-privilege role NAME that services connect as (it can read
+    and add, change only what pathway changes, never delete or truncate, owns nothing, so it
+    cannot disable the audit trail's triggers). Run as the database's owner; an existing
+    role is granted again."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    created = settings().clinic().create_role(name, password)
+    if as_json:
+        emit_json({"role": name, "created": created})
+    else:
+        click.echo(f"{'created' if created else 'granted again'} role {name}")
 
 
 @cli.group()

@@ -67,8 +67,12 @@ def status_text(s: dict[str, Any]) -> str:
     lines = [
         who,
         f"  pathway  {s['pathway']} v{s['version']} (profile {s['profile']})",
-        f"  state    {s['state']}{held} since {day(s['since'])} ({s['days_in_state']} days{sla}){overdue}",
+        f"  state    {s['state']}{held} since {s.get('since_day') or day(s['since'])} "
+        f"({s['days_in_state']} days{sla}){overdue}",
     ]
+    zone = s.get("timezone", "UTC")
+    unset = " (the default; pathway db set timezone Area/City)" if zone == "UTC" else ""
+    lines.append(f"  dates    in the clinic's time zone, {zone}{unset}")
     if not s["open"]:
         lines.append(f"  closed   {day(s['closed_at'])}")
     if s["triggers"]:

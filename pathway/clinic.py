@@ -138,6 +138,36 @@ class Clinic(Service):
 
         return worklist(self, as_of=self._as_of(as_of), role=role)
 
+    # settings -----------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        """The clinic-wide settings stored in the database (see `pathway.store.settings`)."""
+        return dict(self.store.settings)
+
+    def set_setting(self, key: str, value: str, *, force: bool = False) -> dict[str, str]:
+        """Store a clinic-wide setting. The time zone is set once: changing it changes what
+        every stored time means as a calendar date, so it needs `force`."""
+        from pathway.store import settings
+
+        value = settings.check(key, value)
+        current = self.store.settings.get(key)
+        if key in settings.SET_ONCE and current is not None and current != value and not force:
+            raise InvalidInput(
+                f"{key} is already {current}: changing it changes the calendar date of every stored "
+                "time (give --force if that is what you mean)"
+            )
+        with self.store.write() as tx:
+            tx.put_setting(key, value)
+        self.store.reload_settings()
+        return self.settings()
+
+    def create_role(self, name: str, password: str | None = None) -> bool:
+        """PostgreSQL: create the least-privilege role services connect as (see
+        `pathway.store.roles`); True when created, False when it existed and was granted again."""
+        from pathway.store.roles import create_role
+
+        with self.store.write() as tx:
+            return create_role(tx.conn, name, password)
+
     # the audit trail ---------------------------------------------------------------
     def verify_audit(self, patient: str | None = None) -> AuditReport:
         """Recompute the hash chains, replay the events and check the database's protections

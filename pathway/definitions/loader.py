@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from pathway.definitions import checks, parts
-from pathway.definitions.problems import Problems, is_int, str_list, unknown_keys
+from pathway.definitions.problems import Problems, is_int, sane_numbers, str_list, unknown_keys
 from pathway.definitions.sections import SECTION_KEYS, declarations
 from pathway.domain.definition import Workflow, frozen_map
 from pathway.domain.guards import GuardRegistry
@@ -48,23 +48,50 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text safely (no tags, no aliases); raise DefinitionError on bad YAML.
+    """Parse YAML text safely (no tags, no aliases, no key given twice in a mapping); raise
+    DefinitionError on bad YAML.
 
     Aliases are refused before anything is built: workflow files never need them, and
-    nested aliases can expand into gigabytes ("billion laughs")."""
+    nested aliases can expand into gigabytes ("billion laughs"). A key given twice would
+    silently keep the last value (PyYAML's way), so a pasted-over section would win."""
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         raise DefinitionError(source, [f"file is larger than {MAX_FILE_BYTES} bytes"])
     try:
-        for event in yaml.parse(text, Loader=_LOADER):
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
-                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-                raise DefinitionError(
-                    source, [f"not valid YAML: YAML aliases (*name) are not allowed in workflow files{where}"]
-                )
+        problems = _scan(yaml.parse(text, Loader=_LOADER))
+        if problems:
+            raise DefinitionError(source, problems)
         return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise DefinitionError(source, [f"not valid YAML: {exc}".replace("\n", " ")]) from None
+
+
+def _where(event: Any) -> str:
+    mark = event.start_mark
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _scan(events: Any) -> list[str]:
+    """Aliases and keys given twice, from the parser's events (before anything is built)."""
+    problems: list[str] = []
+    stack: list[list[Any]] = []  # per open collection: [keys seen, the next node is a key] or []
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            return [f"not valid YAML: YAML aliases (*name) are not allowed in workflow files{_where(event)}"]
+        if isinstance(event, yaml.ScalarEvent | yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            top = stack[-1] if stack else None
+            if top:  # inside a mapping
+                if top[1] and isinstance(event, yaml.ScalarEvent):
+                    if event.value in top[0]:
+                        problems.append(f"key {event.value!r} is given twice in one mapping{_where(event)}")
+                    top[0].add(event.value)
+                top[1] = not top[1]
+            if isinstance(event, yaml.MappingStartEvent):
+                stack.append([set(), True])
+            elif isinstance(event, yaml.SequenceStartEvent):
+                stack.append([])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            stack.pop()
+    return problems
 
 
 def load_file(path: str | Path, guards: GuardRegistry) -> Workflow:
@@ -112,6 +139,9 @@ def build(data: Any, guards: GuardRegistry, source: str = "<data>") -> Workflow:
     if not isinstance(params, dict):
         p.add("params", "expected a mapping of parameter names to values")
         params = {}
+    sane_numbers(params, "params", p)
+    sane_numbers(data.get("profiles"), "profiles", p)
+    sane_numbers(data.get("observations"), "observations", p)
 
     states = parts.states(data.get("states"), p)
     kinds = parts.kinds(data.get("observations"), roles, levels, guards, p)

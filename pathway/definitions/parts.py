@@ -36,7 +36,7 @@ TRANSITION_KEYS = {
     "description",
 }
 KIND_KEYS = {"roles", "fields", "guards", "description"}
-FIELD_KEYS = {"type", "required", "min", "max", "values", "description"}
+FIELD_KEYS = {"type", "required", "min", "max", "values", "description", "future"}
 PROFILE_KEYS = {"default", "description", "params"}
 
 
@@ -246,6 +246,10 @@ def _field(name: str, spec: Any, loc: str, levels: tuple[str, ...], p: Problems)
     if not isinstance(required, bool):
         p.add(f"{loc}.required", "expected true or false")
         required = True
+    future = spec.get("future", False)
+    if not isinstance(future, bool) or (future and ftype != "date"):
+        p.add(f"{loc}.future", "only a date field takes future: true or false")
+        future = False
     return FieldSpec(
         name=name,
         type=ftype,
@@ -254,6 +258,7 @@ def _field(name: str, spec: Any, loc: str, levels: tuple[str, ...], p: Problems)
         maximum=float(hi) if is_num(hi) else None,
         values=values,
         description=str(spec.get("description") or ""),
+        future=future,
     )
 
 

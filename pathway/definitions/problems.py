@@ -67,3 +67,21 @@ def text(value: Any, where: str, p: Problems, *, required: bool = False) -> str:
         p.add(where, "expected text" if not required else "required: text")
         return ""
     return value
+
+
+#: The largest number a parameter or a field's bound may be (larger is a typo, and would not
+#: survive a round trip through a database or JSON as the same number).
+MAX_NUMBER = 1e9
+
+
+def sane_numbers(value: Any, where: str, p: Problems) -> None:
+    """Every number inside `value` (nested mappings and lists too) is finite and no larger
+    than MAX_NUMBER either way."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sane_numbers(item, f"{where}.{key}", p)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            sane_numbers(item, f"{where}[{i}]", p)
+    elif is_num(value) and not (abs(value) <= MAX_NUMBER):  # `not <=` is also true for NaN
+        p.add(where, f"the number is out of range (at most {MAX_NUMBER:g} either way)")

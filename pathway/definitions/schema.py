@@ -263,6 +263,11 @@ def _core() -> dict[str, Any]:
                                     "max": {"type": "number"},
                                     "values": {"type": "array", "items": {"type": "string"}},
                                     "description": {"type": "string"},
+                                    "future": {
+                                        "type": "boolean",
+                                        "description": "a date field that may be later than the "
+                                        "observation's day (a planned date)",
+                                    },
                                 },
                             },
                         },

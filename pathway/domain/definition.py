@@ -30,6 +30,8 @@ class FieldSpec:
     maximum: float | None = None
     values: tuple[str, ...] = ()
     description: str = ""
+    #: A date field that may be later than the observation's day (a planned date).
+    future: bool = False
 
     def describe(self) -> str:
         """What values are allowed, in words, for help and error messages."""

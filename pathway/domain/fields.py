@@ -150,6 +150,22 @@ def validate(kind: KindSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def refuse_later_dates(kind: KindSpec, stored: Mapping[str, Any], day: date) -> None:
+    """A date field may not be later than the day the observation records (`day`), unless
+    the field says it may (`future: true` in the workflow file, e.g. a planned date)."""
+    problems = [
+        f"{name}: a date after the day this observation records ({day.isoformat()}); "
+        "a date field holds what has happened"
+        for name, spec in kind.fields.items()
+        if spec.type == "date"
+        and not spec.future
+        and name in stored
+        and date.fromisoformat(stored[name]) > day
+    ]
+    if problems:
+        raise InvalidInput(f"invalid {kind.name}: " + "; ".join(problems), problems)
+
+
 def decode(kind: KindSpec | None, stored: Mapping[str, Any]) -> dict[str, Any]:
     """The typed form of stored values (ISO dates back to `date`)."""
     result = dict(stored)

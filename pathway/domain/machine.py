@@ -18,7 +18,7 @@ from transitions import Machine
 from pathway.domain.definition import HELD_FROM, TransitionSpec, Workflow
 from pathway.domain.guards import GuardRegistry
 from pathway.domain.record import PatientRecord
-from pathway.domain.verdicts import Failure, Verdict
+from pathway.domain.verdicts import Failure, Verdict, failures, refusal
 from pathway.errors import GuardError, GuardRefused, InvalidTrigger, RoleRefused
 
 REASON_GUARD = "reason_given"
@@ -39,7 +39,8 @@ class TriggerCheck:
 
     @property
     def failures(self) -> list[Failure]:
-        return [f for v in self.verdicts for f in v.failures]
+        """Every unmet criterion, each fact once (see `verdicts.failures`)."""
+        return [f for _, f in failures(list(self.verdicts))]
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class PathwayMachine:
             )
         choice = self.choose(state, held_from, trigger, record, faults_fail=False)
         if not choice.fires or choice.dest is None:
-            messages = "; ".join(f.message for v in choice.verdicts for f in v.failures)
+            messages = refusal(choice.verdicts)
             if not messages and self._candidates(state, trigger)[0].dest == HELD_FROM:
                 messages = f"there is no state to return to (held from {held_from!r})"
             raise GuardRefused(f"cannot {trigger} for {describe}: {messages}", trigger, choice.verdicts)

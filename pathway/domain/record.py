@@ -15,6 +15,11 @@ from functools import cached_property
 from pathway.domain.asof import events_until, for_guards, localized
 from pathway.domain.facts import Enrollment, Event, Observation
 
+
+def _order(obs: Observation) -> tuple[datetime, int]:
+    return (obs.effective_at, obs.id)
+
+
 __all__ = ["Enrollment", "Event", "EventRows", "Observation", "ObservationRows", "PatientRecord"]
 
 
@@ -47,6 +52,8 @@ class PatientRecord:
     load_events: Callable[[], tuple[EventRows, EventRows]]
     reason: str | None = None
     zone: tzinfo = UTC
+    #: The observation being recorded, when a kind's guards judge it (it is in the rows too).
+    recording: Observation | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "now", self.now.astimezone(self.zone))
@@ -96,6 +103,13 @@ class PatientRecord:
     @property
     def region_observations(self) -> tuple[Observation, ...]:
         return self._observation_rows[1]
+
+    @cached_property
+    def region_observations_any_day(self) -> tuple[Observation, ...]:
+        """The region's observations of every day, later ones too (for a limit a back-dated
+        observation must not break in a window ending later); those in error left out."""
+        _, region = self.load_observations()
+        return tuple(sorted((o for o in localized(region, self.zone) if not o.entered_in_error), key=_order))
 
     @property
     def events(self) -> tuple[Event, ...]:

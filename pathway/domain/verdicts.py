@@ -60,10 +60,25 @@ class Criteria:
         return Verdict(self.guard, tuple(self._failures))
 
 
+def failures(verdicts: tuple[Verdict, ...] | list[Verdict]) -> list[tuple[str, Failure]]:
+    """(guard, failure) of every failed criterion, each fact once: when two guards of a
+    transition find the same thing (the same message), the first one says it
+    (CLINICAL.md clarification 12)."""
+    seen: set[str] = set()
+    found = []
+    for v in verdicts:
+        for f in v.failures:
+            if f.message not in seen:
+                seen.add(f.message)
+                found.append((v.guard, f))
+    return found
+
+
+def refusal(verdicts: tuple[Verdict, ...] | list[Verdict]) -> str:
+    """Every failed criterion's message, once each, as one line."""
+    return "; ".join(f.message for _, f in failures(verdicts))
+
+
 def reasons(verdicts: tuple[Verdict, ...] | list[Verdict]) -> list[dict[str, str]]:
     """Flatten verdicts into the `reasons` list of the JSON contract: one entry per failure."""
-    return [
-        {"guard": v.guard, "criterion": f.criterion, "message": f.message}
-        for v in verdicts
-        for f in v.failures
-    ]
+    return [{"guard": g, "criterion": f.criterion, "message": f.message} for g, f in failures(verdicts)]

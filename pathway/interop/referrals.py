@@ -86,15 +86,18 @@ def read_csv(path: str | Path) -> Iterator[tuple[int, Row]]:
             raise InvalidInput(f"{path}: not a readable CSV file ({exc})") from None
         missing = [c for c in REQUIRED if c not in header]
         unknown = [c for c in header if c not in COLUMNS]
-        if missing or unknown:
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if missing or unknown or twice:
             parts = []
             if missing:
                 parts.append(f"missing column(s) {', '.join(missing)}")
             if unknown:
                 parts.append(f"unknown column(s) {', '.join(unknown)}")
+            if twice:
+                parts.append(f"column(s) {', '.join(twice)} given twice (which one is meant?)")
             raise InvalidInput(f"{path}: line 1 (header): {'; '.join(parts)} (columns: {', '.join(COLUMNS)})")
         width = len(header)
-        position = {name: i for i, name in enumerate(header)}  # a repeated column: the last one
+        position = {name: i for i, name in enumerate(header)}
         absent = width  # index of the "" appended to every row for the columns not in the file
         a, b, c, d, e = (position.get(name, absent) for name in COLUMNS)
         padding = [""] * (width + 1)
@@ -212,9 +215,7 @@ def validate(
         pathway, version, profile, initial = fields
         if (patient, pathway) in seen:
             earlier = seen[patient, pathway]
-            problems.append(
-                f"line {line}: patient: {patient} is referred to {pathway} again on line {earlier}"
-            )
+            problems.append(f"line {line}: patient: referred to {pathway} again (also on line {earlier})")
             continue
         seen[patient, pathway] = line
         valid.append(Referral(line, patient, pathway, version, profile, referred, initial, name or None))

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from pathway.domain import chain, envelopes, fields
+from pathway.domain.definition import Workflow
 from pathway.domain.effects import ENROLL, after_event, position_of
 from pathway.domain.record import Enrollment, Event, Observation
-from pathway.domain.timeutil import When, effective, iso, utcnow
+from pathway.domain.timeutil import When, effective, iso, local_day, utcnow
+from pathway.domain.verdicts import refusal
 from pathway.errors import (
     AlreadyEnrolled,
     ConcurrencyError,
@@ -30,6 +33,25 @@ from pathway.service.results import Status, Transitioned
 
 class Commands(Queries):
     """enroll, record, correct and advance (see `pathway.Clinic`)."""
+
+    def _refuse_overlap(self, family: list[Enrollment], workflow: Workflow, when: datetime) -> None:
+        """A new episode may not overlap the patient's others in the same region: none may be
+        open, and it may not start before the latest of them closed (clarification 8)."""
+        region = workflow.region or workflow.id
+        same = [e for e in family if (self._region_of(e) or e.pathway) == region]
+        for existing in same:
+            if existing.is_open:
+                where = workflow.id if existing.pathway == workflow.id else f"{existing.pathway} ({region})"
+                raise AlreadyEnrolled(
+                    f"the patient already has an open enrollment in {where} ({existing.state} since "
+                    f"{iso(existing.entered_state_at)}): episodes in one region may not overlap"
+                )
+        closed = max((e.closed_at for e in same if e.closed_at is not None), default=None)
+        if closed is not None and when < closed:
+            raise InvalidTime(
+                f"--at {iso(when)} is before the patient's previous episode in {region} closed "
+                f"({iso(closed)}): episodes may not overlap"
+            )
 
     @staticmethod
     def _chained(enrollment: Enrollment, event: Event) -> Event:
@@ -76,12 +98,7 @@ class Commands(Queries):
                 patient_id = tx.add_patient(patient, name, recorded)
             else:
                 patient_id = row.id
-                for existing in tx.enrollments_of(patient_id):
-                    if existing.pathway == workflow.id and existing.is_open:
-                        raise AlreadyEnrolled(
-                            f"{patient} already has an open enrollment in {workflow.id} "
-                            f"({existing.state} since {iso(existing.entered_state_at)})"
-                        )
+                self._refuse_overlap(tx.enrollments_of(patient_id), workflow, when)
                 if name and name != row.display_name:
                     tx.set_display_name(patient_id, name)
             event = Event(
@@ -150,11 +167,17 @@ class Commands(Queries):
                 )
             if role not in spec.roles:
                 raise RoleRefused(
-                    f"cannot record {kind} for {patient}: the {role} role may not; "
-                    f"it needs {' or '.join(spec.roles)}",
+                    f"cannot record {kind}: the {role} role may not; it needs {' or '.join(spec.roles)}",
                     spec.roles,
                 )
             stored = fields.validate(spec, values)
+            day = local_day(when, self.zone)
+            if day < local_day(enrollment.opened_at, self.zone):
+                raise InvalidTime(
+                    f"--at {iso(when)} is before this episode began ({iso(enrollment.opened_at)}): "
+                    "record it on or after that day"
+                )
+            fields.refuse_later_dates(spec, stored, day)
             candidate = Observation(
                 id=0,
                 enrollment_id=enrollment.id,
@@ -169,9 +192,9 @@ class Commands(Queries):
                 record = self._record(tx, enrollment, family, when, extra=candidate)
                 verdicts = [self.catalog.guards.evaluate(workflow, g, record) for g in spec.guards]
                 if not all(v.passed for v in verdicts):
-                    messages = "; ".join(f.message for v in verdicts for f in v.failures)
+                    messages = refusal(verdicts)
                     raise GuardRefused(
-                        f"cannot record {kind} for {patient}: {messages}",
+                        f"cannot record {kind}: {messages}",
                         f"record {kind}",
                         verdicts,
                     )
@@ -238,10 +261,11 @@ class Commands(Queries):
             obs = tx.observation(int(observation_id))
             mine = {e.id: e for e in tx.enrollments_of(row.id)} if row else {}
             if obs is None or obs.enrollment_id not in mine:
-                raise NotFound(f"{patient} has no observation {observation_id}")
+                raise NotFound(f"the patient has no observation {observation_id}")
             if obs.entered_in_error:
                 raise InvalidInput(
-                    f"observation {observation_id} is already marked entered-in-error ({obs.error_reason})"
+                    f"observation {observation_id} is already marked entered-in-error "
+                    f"(on {iso(obs.error_at)}): a correction is final"
                 )
             if when < obs.effective_at:
                 raise InvalidTime(
@@ -252,8 +276,7 @@ class Commands(Queries):
             spec = self.workflow_of(enrollment).kinds.get(obs.kind)
             if spec is not None and role not in spec.roles:
                 raise RoleRefused(
-                    f"cannot correct {obs.kind} for {patient}: the {role} role may not; "
-                    f"it needs {' or '.join(spec.roles)}",
+                    f"cannot correct {obs.kind}: the {role} role may not; it needs {' or '.join(spec.roles)}",
                     spec.roles,
                 )
             place = enrollment.version + 1
@@ -331,12 +354,12 @@ class Commands(Queries):
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
             if expected_version is not None and enrollment.version != expected_version:
                 raise ConcurrencyError(
-                    f"{patient} changed since it was read (version {expected_version}, "
+                    f"the enrollment changed since it was read (version {expected_version}, "
                     f"now {enrollment.version}): check its status and retry"
                 )
             if when < enrollment.last_event_at:
                 raise InvalidTime(
-                    f"--at {iso(when)} is before {patient}'s previous event "
+                    f"--at {iso(when)} is before the patient's previous event "
                     f"({iso(enrollment.last_event_at)}); events must be in order"
                 )
             workflow = self.workflow_of(enrollment)

@@ -127,7 +127,8 @@ class ServiceCore:
         family = tx.enrollments_of_identifier(patient)
         if not family:
             raise NotFound(
-                f"no patient {patient!r}: enroll them first (pathway enroll {patient} --pathway ID)"
+                "no patient with that identifier: check it, or enroll them first "
+                "(pathway enroll PATIENT --pathway ID)"
             )
         found = family
         if pathway is not None:
@@ -135,19 +136,21 @@ class ServiceCore:
             if not found:
                 if pathway not in self.catalog.ids():
                     self.catalog.get(pathway)  # "unknown pathway", with the known ones
-                raise NotFound(f"{patient} has no enrollment in {pathway}")
+                raise NotFound(f"the patient has no enrollment in {pathway}")
         if at is not None:
             return self._episode_at(tx, patient, found, at), family
         open_ = [e for e in found if e.is_open]
         if len(open_) > 1:
             names = ", ".join(e.pathway for e in open_)
-            raise AmbiguousEnrollment(f"{patient} has open enrollments in {names}: choose one with --pathway")
+            raise AmbiguousEnrollment(
+                f"the patient has open enrollments in {names}: choose one with --pathway"
+            )
         if open_:
             return open_[0], family
         latest = found[-1]
         if for_write:
             raise EnrollmentClosed(
-                f"{patient}'s enrollment in {latest.pathway} is closed ({latest.state} since "
+                f"the patient's enrollment in {latest.pathway} is closed ({latest.state} since "
                 f"{iso(latest.entered_state_at)}): enroll again for a new episode"
             )
         return latest, family
@@ -159,13 +162,15 @@ class ServiceCore:
         if not began:
             first = min(found, key=lambda e: e.opened_at)
             raise NotFound(
-                f"{patient} was not yet enrolled in {first.pathway if len(found) == 1 else 'a pathway'} "
+                f"the patient was not yet enrolled in {first.pathway if len(found) == 1 else 'a pathway'} "
                 f"at {iso(when)} (enrolled {iso(first.opened_at)})"
             )
         open_then = [e for e in began if e.is_open]
         if len(open_then) > 1:
             names = ", ".join(e.pathway for e in open_then)
-            raise AmbiguousEnrollment(f"{patient} had open enrollments in {names}: choose one with --pathway")
+            raise AmbiguousEnrollment(
+                f"the patient had open enrollments in {names}: choose one with --pathway"
+            )
         return open_then[0] if open_then else max(began, key=lambda e: (e.opened_at, e.id))
 
     def _rewound(self, tx: Tx, rows: list[Enrollment], when: datetime) -> list[Enrollment]:
@@ -215,7 +220,9 @@ class ServiceCore:
             region = [e for e in tx.patient_events(enrollment.patient_id) if e.enrollment_id in ids]
             return [e for e in region if e.enrollment_id == enrollment.id], region
 
-        return PatientRecord(enrollment, now, load_observations, load_events, reason=reason, zone=self.zone)
+        return PatientRecord(
+            enrollment, now, load_observations, load_events, reason=reason, zone=self.zone, recording=extra
+        )
 
     def _decoded(self, obs: Observation, enrollment: Enrollment) -> Observation:
         try:
@@ -228,4 +235,4 @@ class ServiceCore:
 
     @staticmethod
     def _describe(enrollment: Enrollment) -> str:
-        return f"{enrollment.patient} ({enrollment.state})"
+        return f"the patient ({enrollment.state})"

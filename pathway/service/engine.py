@@ -80,7 +80,7 @@ class Service(Commands):
         with self.store.write() as tx:
             enrollment = tx.enrollment(seen.id)
             if enrollment.version != seen.version:
-                raise ConcurrencyError(f"{enrollment.patient} changed during the migration; run it again")
+                raise ConcurrencyError("an enrollment changed during the migration; run it again")
             seq = enrollment.last_seq + 1
             payload = {"from_version": enrollment.pathway_version, "to_version": to_version}
             event = self._chained(
@@ -147,7 +147,7 @@ class Service(Commands):
                 if check.allowed:
                     if role not in t.roles:
                         raise RoleRefused(
-                            f"cannot sweep as {role}: {t.trigger} is due for {e.patient} and needs "
+                            f"cannot sweep as {role}: {t.trigger} is due for an enrollment and needs "
                             f"{' or '.join(t.roles)}; nothing was applied",
                             t.roles,
                         )

@@ -10,7 +10,7 @@ from pathway.domain import fields
 from pathway.domain.timeutil import When, iso, to_utc
 from pathway.errors import InvalidInput
 
-PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+PATIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 MAX_NAME = 200
 MAX_REASON = 2000
 
@@ -23,10 +23,11 @@ def default_actor() -> str:
 
 
 def check_patient_id(patient: str) -> str:
-    if not isinstance(patient, str) or not PATIENT_ID.match(patient):
-        shown = repr(patient)[:70]
+    # The whole text must match (`$` would let a trailing newline through); the text itself
+    # is not repeated: a mistyped identifier may be a name or another patient's number.
+    if not isinstance(patient, str) or not PATIENT_ID.fullmatch(patient):
         raise InvalidInput(
-            f"patient: {shown} is not a valid identifier "
+            "patient: not a valid identifier "
             "(1-64 letters, digits and . _ : / -, starting with a letter or digit)"
         )
     return patient

@@ -10,7 +10,7 @@ from pathway.domain import asof
 from pathway.domain.definition import Workflow
 from pathway.domain.machine import TriggerCheck
 from pathway.domain.record import Enrollment, Event, Observation
-from pathway.domain.timeutil import When, days_between, to_utc
+from pathway.domain.timeutil import When, days_between, local_day, to_utc
 from pathway.errors import InvalidInput
 from pathway.service.core import ServiceCore
 from pathway.service.results import Status, Summary
@@ -84,6 +84,8 @@ class Queries(ServiceCore):
             since=enrollment.entered_state_at,
             triggers=checks,
             **self._timing(workflow, enrollment, when, self.zone),
+            timezone=getattr(self.zone, "key", "UTC"),
+            since_day=local_day(enrollment.entered_state_at, self.zone),
         )
 
     @staticmethod

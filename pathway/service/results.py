@@ -44,6 +44,9 @@ class Status:
     opened_at: datetime
     closed_at: datetime | None
     triggers: tuple[TriggerCheck, ...] = ()
+    #: The clinic's time zone, in which `since_day` (and every day count) is a calendar date.
+    timezone: str = "UTC"
+    since_day: date | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,8 @@ class Status:
             "opened_at": iso(self.opened_at),
             "closed_at": iso(self.closed_at),
             "triggers": [check_dict(c) for c in self.triggers],
+            "timezone": self.timezone,
+            "since_day": iso(self.since_day or self.since.date()),
         }
 
 

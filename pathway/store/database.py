@@ -211,6 +211,10 @@ def _revision(engine: Engine) -> str | None:
     try:
         return current_revision(engine)
     except DatabaseError as exc:  # OperationalError is one; "file is not a database" another
+        if "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower():
+            from pathway.store.failures import translate
+
+            raise translate(exc) from None  # busy: retry (exit 5)
         raise StoreError(f"cannot open {redact(str(engine.url))}: {_one_line(exc.orig)}") from None
 
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from pathway.domain.facts import Enrollment
 from pathway.errors import ConcurrencyError, StoreError
 from pathway.store import database
+from pathway.store.failures import DATABASE_ERRORS, translate
 from pathway.store.tx import Tx
 
 if TYPE_CHECKING:
@@ -139,8 +140,8 @@ class Store:
             with conn.begin():
                 tx = Tx(conn)
                 yield tx
-        except (OperationalError, sqlite3.OperationalError) as exc:
-            raise _store_error(exc) from None
+        except DATABASE_ERRORS as exc:
+            raise translate(exc) from None
         finally:
             conn.close()
         if tx.messages:
@@ -163,20 +164,13 @@ class Store:
                 yield Tx(conn)
             finally:
                 transaction.rollback()
-        except (OperationalError, sqlite3.OperationalError) as exc:
-            raise _store_error(exc) from None
+        except DATABASE_ERRORS as exc:
+            raise translate(exc) from None
         finally:
             conn.close()
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _store_error(exc: Exception) -> StoreError | ConcurrencyError:
-    text = str(getattr(exc, "orig", None) or exc)
-    if "locked" in text or "could not serialize" in text or "deadlock" in text:
-        return ConcurrencyError(f"the database is busy with another change ({text}); retry")
-    return StoreError(f"database error: {text}")
 
 
 def ids(rows: Iterable[Enrollment]) -> list[int]:

@@ -107,7 +107,7 @@ class StagedTx:
     def _refuse_known(self, identifier: str) -> None:
         if self.bulk.writer.patients([identifier]):
             raise StoreError(
-                f"{identifier} is already in the database: this batch works only on patients "
+                "a patient of this batch is already in the database: it works only on patients "
                 "it enrolls itself"
             )
 
@@ -187,7 +187,7 @@ class StagedTx:
         current = self.enrollments[enrollment.id]
         if current.version != enrollment.version:
             raise ConcurrencyError(
-                f"{enrollment.patient} ({enrollment.pathway}) was changed since it was read; retry"
+                f"the enrollment ({enrollment.pathway}) was changed since it was read; retry"
             )
         return current
 

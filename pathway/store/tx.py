@@ -136,7 +136,7 @@ def _fast_statements() -> _Fast:
 
 
 _CONFLICT = (
-    "{patient} ({pathway}) was changed by someone else while this change was being made; "
+    "the enrollment ({pathway}) was changed by someone else while this change was being made; "
     "nothing was written: check its status and retry"
 )
 
@@ -299,7 +299,7 @@ class Tx(OutboxQueries):
             },
         )
         if rowcount != 1:
-            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
+            raise ConcurrencyError(_CONFLICT.format(pathway=enrollment.pathway))
 
     def touch(self, enrollment: Enrollment, chain_head: str) -> None:
         """Bump the enrollment's version (a record or correction) and move its chain's head,
@@ -315,7 +315,7 @@ class Tx(OutboxQueries):
             },
         )
         if rowcount != 1:
-            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
+            raise ConcurrencyError(_CONFLICT.format(pathway=enrollment.pathway))
 
     def repin(
         self,
@@ -340,7 +340,7 @@ class Tx(OutboxQueries):
             )
         )
         if result.rowcount != 1:
-            raise ConcurrencyError(_CONFLICT.format(patient=enrollment.patient, pathway=enrollment.pathway))
+            raise ConcurrencyError(_CONFLICT.format(pathway=enrollment.pathway))
 
     # events -------------------------------------------------------------------
     def add_event(self, event: Event) -> None:

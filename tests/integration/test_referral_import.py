@@ -73,7 +73,7 @@ def test_a_patient_already_in_the_pathway_is_skipped(clinic: Clinic, tmp_path: P
 def test_duplicate_rows_in_one_file_are_reported(clinic: Clinic, tmp_path: Path) -> None:
     text = GOOD + "R1,2026-02-01,cervical-neurotomy,,\n"
     report = clinic.import_referrals(write(tmp_path, text), pathway="cervical-neurotomy")
-    assert report.problems == ["line 5: patient: R1 is referred to cervical-neurotomy again on line 2"]
+    assert report.problems == ["line 5: patient: referred to cervical-neurotomy again (also on line 2)"]
 
 
 def test_cli_import_exit_codes_and_header_check(tmp_path: Path) -> None:

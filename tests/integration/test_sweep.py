@@ -23,7 +23,7 @@ def test_sweep_marks_lost_only_when_the_guard_passes_and_only_once(clinic: Clini
     unanswered(clinic, "L1", "2026-02-01", "2026-02-15", "2026-03-03")  # 30 days apart
     unanswered(clinic, "L2", "2026-02-01", "2026-02-15", "2026-03-02")  # 29 days
     # mark_lost is the coordinator's: a physician's sweep applies nothing and says why.
-    with pytest.raises(RoleRefused, match="mark_lost is due for L1 and needs coordinator"):
+    with pytest.raises(RoleRefused, match="mark_lost is due for an enrollment and needs coordinator"):
         clinic.sweep(at="2026-03-10", role="physician")
     assert clinic.status("L1").state == "referred"
     done = clinic.sweep(at="2026-03-10", role="coordinator")

@@ -612,7 +612,7 @@ def test_lost_to_follow_up_needs_three_unanswered_attempts_30_days_apart(
     for i in range(attempts):
         when = first + timedelta(days=span if i == attempts - 1 else i)
         patient.add("contact_attempt", when.isoformat(), outcome="no_response")
-    patient.add("contact_attempt", "2026-05-02", outcome="reached")
+    patient.add("contact_attempt", "2026-04-20", outcome="reached")  # before them: it resets nothing
     assert patient.judge("contact_attempts_exhausted", "2026-07-01").passed is ok
 
 

@@ -73,7 +73,7 @@ def _parse(model: Any, data: Mapping[str, Any], what: str) -> Any:
         raise InvalidInput(f"invalid FHIR {what}: nested too deeply") from None
     except (ValueError, TypeError, KeyError) as exc:
         # What the validator itself raises on input it cannot read at all.
-        raise InvalidInput(f"invalid FHIR {what}: not a readable resource ({_shown(str(exc))})") from None
+        raise InvalidInput(f"invalid FHIR {what}: not a readable resource ({type(exc).__name__})") from None
 
 
 def _identifier(identifiers: Any, where: str) -> str:
@@ -139,7 +139,7 @@ def _referral_parts(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping
         _parse(Patient, patient, "Patient")
     elif subject.get("reference") and not subject.get("identifier"):
         raise InvalidInput(
-            f"ServiceRequest.subject: reference {_shown(subject['reference'])} is not in the input "
+            "ServiceRequest.subject: the patient it refers to is not in the input "
             "(include the Patient, or give subject.identifier)"
         )
     return request, patient
@@ -255,6 +255,6 @@ def read_file(path: str | Path) -> Any:
     except RecursionError:
         raise InvalidInput(f"{path}: not a FHIR resource: JSON nested too deeply") from None
     except ValueError as exc:  # an integer of more digits than Python converts
-        detail = "a number has too many digits" if "digits" in str(exc) else _shown(str(exc))
+        detail = "a number has too many digits" if "digits" in str(exc) else type(exc).__name__
         raise InvalidInput(f"{path}: not valid JSON: {detail}") from None
     return data

@@ -167,7 +167,9 @@ POSTGRESQL_TRIGGERS = [
        END $$""",
     """CREATE TRIGGER patients_keep_identifier BEFORE UPDATE ON patients
        FOR EACH ROW EXECUTE FUNCTION pathway_patient_keeps_identifier()""",
-    """CREATE FUNCTION pathway_reopen_stay() RETURNS trigger LANGUAGE plpgsql AS $$
+    # As its owner (SECURITY DEFINER): the service's role may not DELETE stays itself.
+    """CREATE FUNCTION pathway_reopen_stay() RETURNS trigger LANGUAGE plpgsql
+       SECURITY DEFINER SET search_path = public AS $$
        BEGIN
          DELETE FROM stays WHERE event_id =
            (SELECT id FROM events WHERE enrollment_id = NEW.enrollment_id AND seq = NEW.voids);
