@@ -77,12 +77,18 @@ ROLES = "tests/unit/test_roles.py"
 HOSTILE = INTEGRATION + "test_hostile_input.py"
 EXPORT = INTEGRATION + "test_export.py"
 PASSWORD = INTEGRATION + "test_schema.py::test_a_postgres_password_never_appears_in_errors"
+AUDIT = INTEGRATION + "test_audit_trail.py::"
+RACES = INTEGRATION + "test_races_and_faults.py::"
 
 REPOSITORY = "pathway/store/repository.py"
+TX = "pathway/store/tx.py"
 DATABASE = "pathway/store/database.py"
 MIGRATION = "pathway/store/migrations/versions/0001_initial.py"
 CORRECTION_AUDIT = "pathway/store/migrations/versions/0004_correction_audit.py"
+AUDIT_CHAIN = "pathway/store/migrations/versions/0005_audit_chain.py"
 CLINIC = "pathway/clinic.py"
+COMMANDS = "pathway/service/commands.py"
+FIELDS = "pathway/domain/fields.py"
 
 SABOTAGES: tuple[Sabotage, ...] = (
     # 1 -- concurrency ------------------------------------------------------------------------
@@ -94,7 +100,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "holding a stale read overwrites a concurrent change instead of getting ConcurrencyError",
         (
             Edit(
-                REPOSITORY,
+                TX,
                 'enrollments.c.version == bindparam("b_expected"),',
                 '(enrollments.c.version == bindparam("b_expected"))'
                 " | (enrollments.c.id == enrollments.c.id),",
@@ -112,7 +118,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "decision taken on a stale status is applied to whatever the enrollment has become",
         (
             Edit(
-                CLINIC,
+                COMMANDS,
                 "if expected_version is not None and enrollment.version != expected_version:",
                 "if False:  # SABOTAGE",
             ),
@@ -128,10 +134,10 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "replaying the log does not give the stored state (the invariant the test checks)",
         (
             Edit(
-                CLINIC,
-                "                    from_state=enrollment.state,\n                    to_state=fired.dest,",
-                "                    from_state=enrollment.held_from or enrollment.state,  # SABOTAGE\n"
-                "                    to_state=fired.dest,",
+                COMMANDS,
+                "                from_state=enrollment.state,\n                to_state=fired.dest,",
+                "                from_state=enrollment.held_from or enrollment.state,  # SABOTAGE\n"
+                "                to_state=fired.dest,",
             ),
         ),
         (CONCURRENCY,),
@@ -180,20 +186,17 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "leaves events without their messages",
         (
             Edit(
-                REPOSITORY,
+                TX,
                 "        self.messages: list[dict[str, Any]] = []",
                 "        self.later: list[Any] = []  # SABOTAGE: outbox writes after the commit\n"
                 "        self.messages: list[dict[str, Any]] = []",
             ),
             Edit(
-                REPOSITORY,
-                '        self._execute_write(\n            "insert_outbox",',
-                '        self.later.append(lambda: self._execute_write(\n            "insert_outbox",',
-            ),
-            Edit(
-                REPOSITORY,
-                '                "attempts": 0,\n            },\n        )\n        return message_id',
-                '                "attempts": 0,\n            },\n        ))\n        return message_id',
+                TX,
+                '        self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())\n',
+                "        self.later.append(  # SABOTAGE\n"
+                '            lambda: self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())\n'
+                "        )\n",
             ),
             Edit(
                 REPOSITORY,
@@ -310,7 +313,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "PathwayMachine.fire no longer refuses a role the transition does not name",
         (
             Edit(
-                "pathway/machine.py",
+                "pathway/domain/machine.py",
                 "        if role not in roles:\n            raise RoleRefused(\n"
                 '                f"cannot {trigger} for {describe}',
                 "        if False:  # SABOTAGE\n            raise RoleRefused(\n"
@@ -324,7 +327,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "4 roles",
         "record skips the observation kind's role check",
         "Clinic.record stores a kind for any role",
-        (Edit(CLINIC, "            if role not in spec.roles:\n", "            if False:  # SABOTAGE\n"),),
+        (Edit(COMMANDS, "            if role not in spec.roles:\n", "            if False:  # SABOTAGE\n"),),
         (ROLES,),
     ),
     Sabotage(
@@ -335,7 +338,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "retracting a physician's baseline)",
         (
             Edit(
-                CLINIC,
+                COMMANDS,
                 "            if spec is not None and role not in spec.roles:\n",
                 "            if False:  # SABOTAGE\n",
             ),
@@ -349,7 +352,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "Clinic.enroll enrolls as any role, even one the pathway does not name",
         (
             Edit(
-                CLINIC,
+                COMMANDS,
                 "        if role not in workflow.roles:\n            raise RoleRefused(\n"
                 '                f"cannot enroll in {pathway} as {role}',
                 "        if False:  # SABOTAGE\n            raise RoleRefused(\n"
@@ -367,7 +370,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "raises ValueError instead of InvalidInput (a traceback at the CLI)",
         (
             Edit(
-                "pathway/fields.py",
+                FIELDS,
                 "            if not _INT.match(value.strip()):\n",
                 "            if False:\n",
             ),
@@ -378,12 +381,13 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "5b",
         "5 hostile input",
         "date fields: ValueError not wrapped in PathwayError",
-        "fields._parse lets date.fromisoformat's ValueError escape for a malformed date",
+        "timeutil.parse_date (every date field and --at) lets date.fromisoformat's ValueError "
+        "escape for a date that does not exist (2026-02-30)",
         (
             Edit(
-                "pathway/fields.py",
-                "value = date.fromisoformat(value.strip())\n            except ValueError:",
-                "value = date.fromisoformat(value.strip())\n            except KeyError:  # SABOTAGE",
+                "pathway/domain/timeutil.py",
+                "        return date.fromisoformat(text)\n    except ValueError:\n",
+                "        return date.fromisoformat(text)\n    except KeyError:  # SABOTAGE\n",
             ),
         ),
         (HOSTILE, EVERY_FIELD),
@@ -394,7 +398,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "the CLI re-raises unexpected errors (a traceback)",
         "PathwayGroup.invoke re-raises every non-PathwayError as if PATHWAY_DEBUG were set, so any "
         "internal error reaches the user as a traceback",
-        (Edit("cli/main.py", 'if os.environ.get("PATHWAY_DEBUG"):', "if True:  # SABOTAGE"),),
+        (Edit("cli/app.py", 'if os.environ.get("PATHWAY_DEBUG"):', "if True:  # SABOTAGE"),),
         (HOSTILE, EXTRA + "::test_an_internal_error_is_one_line_without_a_traceback"),
     ),
     Sabotage(
@@ -414,7 +418,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "deeply nested file ends in 'internal error' instead of a clear message",
         (
             Edit(
-                "pathway/fhir.py",
+                "pathway/interop/fhir/referral.py",
                 "    except RecursionError:\n"
                 '        raise InvalidInput(f"{path}: not a FHIR resource: JSON nested too deeply")',
                 "    except ZeroDivisionError:  # SABOTAGE\n"
@@ -431,7 +435,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "export.event_rows writes the real identifier even with a pseudonym key",
         (
             Edit(
-                "pathway/export.py",
+                "pathway/interop/event_export.py",
                 '"patient": pseudonym(key, r.patient) if key else r.patient,',
                 '"patient": r.patient,  # SABOTAGE',
             ),
@@ -446,7 +450,9 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "export.event_rows writes reasons (which may name people) even with a pseudonym key",
         (
             Edit(
-                "pathway/export.py", '"reason": None if key else r.reason,', '"reason": r.reason,  # SABOTAGE'
+                "pathway/interop/event_export.py",
+                '"reason": None if key else r.reason,',
+                '"reason": r.reason,  # SABOTAGE',
             ),
         ),
         (EXPORT,),
@@ -483,7 +489,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "messages and logs carry observation values",
         (
             Edit(
-                "pathway/fields.py",
+                FIELDS,
                 'f"{spec.name}: the value given is not allowed; expected {spec.describe()}"',
                 'f"{spec.name}: {value!r} is not allowed; expected {spec.describe()}"  # SABOTAGE',
             ),
@@ -498,7 +504,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "quote in a name breaks (or rewrites) the statement",
         (
             Edit(
-                REPOSITORY,
+                TX,
                 "self.conn.execute(\n"
                 "            update(patients).where(patients.c.id == patient_id)"
                 ".values(display_name=display_name)\n",
@@ -509,6 +515,99 @@ SABOTAGES: tuple[Sabotage, ...] = (
         ),
         (EXTRA + "::test_free_text_with_quotes_is_stored_exactly",),
         ("sqlite", "postgresql"),
+    ),
+    # 7 -- the tamper-evident audit trail and the races of issue 14 -----------------------------
+    Sabotage(
+        "7a",
+        "7 tamper evidence",
+        "audit verify does not compare the hash chain",
+        "check_chain no longer recomputes each entry's hash from its content and the previous "
+        "hash, so a row edited while the triggers were off (or in replica mode) passes verify",
+        (
+            Edit(
+                "pathway/service/audit.py",
+                "        if chain.link(previous, entry) != stored:\n",
+                "        if False:  # SABOTAGE\n",
+            ),
+        ),
+        (
+            AUDIT + "test_a_forged_event_is_found",
+            AUDIT + "test_postgresql_replica_mode_is_found_by_the_hashes",
+        ),
+        ("sqlite", "postgresql"),
+    ),
+    Sabotage(
+        "7b",
+        "7 tamper evidence",
+        "SQLite: INSERT OR REPLACE into events allowed",
+        "the events_no_replace trigger never fires, so REPLACE deletes and rewrites an event "
+        "without the delete trigger ever running",
+        (
+            Edit(
+                AUDIT_CHAIN,
+                "       WHEN EXISTS (SELECT 1 FROM events WHERE id = NEW.id)\n"
+                "         OR EXISTS (SELECT 1 FROM events WHERE enrollment_id",
+                "       WHEN 0 AND EXISTS (SELECT 1 FROM events WHERE id = NEW.id)  -- SABOTAGE\n"
+                "         AND EXISTS (SELECT 1 FROM events WHERE enrollment_id",
+            ),
+        ),
+        (AUDIT + "test_sqlite_refuses_insert_or_replace",),
+    ),
+    Sabotage(
+        "7c",
+        "7 tamper evidence",
+        "PostgreSQL: the service role may UPDATE, DELETE and TRUNCATE every table",
+        "db create-role grants ALL on the tables, so a service connecting as it can empty the "
+        "log or rewrite rows with only the triggers in the way",
+        (
+            Edit(
+                "pathway/store/roles.py",
+                """f'GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "{name}"',""",
+                """f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{name}"',  # SABOTAGE""",
+            ),
+        ),
+        (AUDIT + "test_the_service_role_cannot_bypass_the_trail",),
+        ("postgresql",),
+    ),
+    Sabotage(
+        "7d",
+        "7 tamper evidence",
+        "SQLite: an enrollment's state may change without its event",
+        "the enrollments_follow_events trigger never fires, so raw SQL can move a patient to "
+        "another state with nothing in the log",
+        (
+            Edit(
+                AUDIT_CHAIN,
+                "BEGIN SELECT RAISE(ABORT, 'an enrollment changes only with the event that changes it'); END",
+                "BEGIN SELECT 1 /* SABOTAGE */; END",
+            ),
+        ),
+        (AUDIT + "test_the_database_refuses_changes_without_pathway",),
+    ),
+    Sabotage(
+        "7e",
+        "7 races",
+        "PostgreSQL: an import that meets another import of the same file is not retried",
+        "referrals.write gives up on the first unique-key clash, so the second of two imports "
+        "of one file fails (exit 5) instead of skipping what the first enrolled",
+        (Edit("pathway/interop/referrals.py", "RETRIES = 3  #", "RETRIES = 1  # SABOTAGE"),),
+        (RACES + "test_the_same_file_imported_twice_at_once_enrolls_each_once",),
+        ("postgresql",),
+    ),
+    Sabotage(
+        "7f",
+        "7 races",
+        "a database busy beyond the wait is an internal error",
+        "failures.translate no longer recognizes SQLite's 'database is locked', so a user gets "
+        "a generic store error (exit 1) instead of 'busy: retry' (exit 5)",
+        (
+            Edit(
+                "pathway/store/failures.py",
+                "    if any(busy in lowered for busy in _BUSY):\n",
+                "    if False:  # SABOTAGE\n",
+            ),
+        ),
+        (RACES + "test_a_database_locked_longer_than_the_wait_is_busy_exit_5",),
     ),
 )
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from pathway import Clinic
 
 DEFAULT_DB = "sqlite:///pathway.db"
+#: The name this engine is installed under (PyPI's "pathway" is another project).
+DISTRIBUTION = "pathway-clinic"
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Settings:
             _require_sqlite_file(url)
         clinic = Clinic.open(url, workflows=self.workflows, actor=self.actor, role=self.role)
         self.clinics.append(clinic)
+        if self.role.strip():  # a mistyped --role is refused by every command (a blank one by those that act)
+            clinic.known_role(self.role)
         return clinic
 
     def catalog(self) -> Any:
@@ -191,7 +195,11 @@ PATHWAY_HELP = "The pathway, when the patient has more than one open enrollment.
     type=click.Path(file_okay=False),
     help="Extra directory of workflow YAML files (repeatable; env PATHWAY_WORKFLOWS).",
 )
-@click.version_option(package_name="pathway")
+@click.version_option(
+    package_name=DISTRIBUTION,
+    prog_name="pathway",
+    message="%(prog)s (distribution %(package)s) %(version)s",
+)
 @click.pass_context
 def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]) -> None:
     """pathway: clinical pathway workflow engine.

@@ -39,8 +39,8 @@ def export() -> None:
 @click.option(
     "--pseudonymize",
     is_flag=True,
-    help="Replace patient identifiers with keyed hashes (PATHWAY_PSEUDONYM_KEY) and "
-    "leave out free-text reasons.",
+    help="Replace patient identifiers, actors and enrollment numbers with keyed hashes "
+    "(PATHWAY_PSEUDONYM_KEY) and leave out free-text reasons.",
 )
 @click.option("--pathway", help="Only this pathway.")
 def export_events(fmt: str, output: str | None, pseudonymize: bool, pathway: str | None) -> None:
@@ -57,7 +57,10 @@ def export_events(fmt: str, output: str | None, pseudonymize: bool, pathway: str
 
 @import_.command("referrals")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--pathway", help="Pathway for rows without a pathway column.")
+@click.option(
+    "--pathway",
+    help="Pathway for rows without a pathway column (default: the default pathway).",
+)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if others are bad.")
 @json_option
 def import_referrals(file: str, pathway: str | None, skip_invalid: bool, as_json: bool) -> None:
@@ -227,12 +230,25 @@ def outbox_deliver(
     type=click.Path(dir_okay=False, writable=True),
     help="Write to FILE (default standard output, also -).",
 )
-def export_fhir(patient: str, pathway: str | None, output: str | None) -> None:
-    """PATIENT's enrollment as a FHIR R4B Bundle (JSON): Patient, EpisodeOfCare, CarePlan,
-    a Task per stage, Procedures for blocks and ablations, and NRS/NDI/PGIC Observations."""
+@click.option(
+    "--type",
+    "bundle_type",
+    type=click.Choice(["collection", "transaction"]),
+    default="collection",
+    show_default=True,
+    help="transaction: conditional creates to POST to a FHIR server (each resource created "
+    "unless the server has one with its identifier; sending it again creates nothing).",
+)
+def export_fhir(patient: str, pathway: str | None, output: str | None, bundle_type: str) -> None:
+    """PATIENT's enrollment as a FHIR R4B Bundle (JSON): Patient, EpisodeOfCare (with the
+    referral it came from), CarePlan, a Task per stage, Procedures for blocks and ablations
+    (a refused attempt's is not-done), and the score Observations the workflow names.
+
+    The patient's identifier keeps the system it was imported with; for others, set the
+    clinic's with `pathway db set patient-system URL`."""
     from pathway.interop import fhir
 
-    text = fhir.export_json(settings().clinic(), patient, pathway=pathway)
+    text = fhir.export_json(settings().clinic(), patient, pathway=pathway, type=bundle_type)
     with whole_file(output) as out:
         out.write(text + "\n")
 
@@ -243,8 +259,13 @@ def export_fhir(patient: str, pathway: str | None, output: str | None) -> None:
 def import_fhir(file: str, as_json: bool) -> None:
     """Enroll the patient of a FHIR referral FILE: a ServiceRequest (or a Bundle with one
     ServiceRequest and its Patient). The pathway comes from instantiatesCanonical
-    (https://pathway.invalid/fhir/PlanDefinition/ID, default cervical-neurotomy) and the
-    referral time from authoredOn. Sending the same referral again changes nothing."""
+    (https://pathway.invalid/fhir/PlanDefinition/ID, default: the default pathway) and the
+    referral time from authoredOn (default now).
+
+    The patient's identifier is the one with the clinic's patient-system (pathway db set
+    patient-system URL), or the only one; its system is kept. Sending the same referral
+    again changes nothing: the same ServiceRequest identifier (or, without one, the same
+    content). A different identifier is a different referral."""
     from pathway.interop import fhir
 
     data = fhir.read_file(file)

@@ -11,16 +11,23 @@ from .output import checks_text, day, emit_json, status_text, table
 
 @cli.command()
 @click.argument("patient")
-@click.option("--pathway", required=True, help="The pathway id, e.g. cervical-neurotomy.")
+@click.option(
+    "--pathway",
+    help="The pathway id, e.g. cervical-neurotomy (default: the one whose workflow file says default: true).",
+)
 @click.option("--profile", help="Payer profile (default: the pathway's default, e.g. medicare).")
 @click.option("--name", help="Display name (the only personal data kept besides the identifier).")
 @click.option("--at", help=AT_HELP)
 @json_option
 def enroll(
-    patient: str, pathway: str, profile: str | None, name: str | None, at: str | None, as_json: bool
+    patient: str, pathway: str | None, profile: str | None, name: str | None, at: str | None, as_json: bool
 ) -> None:
-    """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts."""
-    status = settings().clinic(create=True).enroll(patient, pathway, profile=profile, name=name, at=at)
+    """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts.
+
+    A new episode may not overlap another of the patient's in the same body region."""
+    clinic = settings().clinic(create=True)
+    chosen = pathway or clinic.catalog.default().id
+    status = clinic.enroll(patient, chosen, profile=profile, name=name, at=at)
     if as_json:
         emit_json(status.to_dict())
     else:
@@ -81,6 +88,33 @@ def correct(patient: str, observation_id: int, reason: str, at: str | None, as_j
         emit_json(observation_dict(obs))
     else:
         click.echo(f"marked {obs.kind} {obs.id} of {patient} entered-in-error: {reason}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--reason", required=True, help="What was entered in error (kept in the log).")
+@click.option("--at", help=AT_HELP)
+@click.option(
+    "--pathway", help="The pathway of the closed episode (default: the patient's latest closed one)."
+)
+@json_option
+def reopen(patient: str, reason: str, at: str | None, pathway: str | None, as_json: bool) -> None:
+    """Reopen PATIENT's closed episode whose close was entered in error.
+
+    The closing event stays in the log, marked voided by the reopen; the episode goes back
+    to the state it was in (its stay there, and its clocks, go on as if it had never
+    closed). Allowed within the workflow's reopen days of the close (30 for the spine
+    pathways), for the roles its reopen section names, and only for the patient's latest
+    episode in its region. Same as `pathway advance PATIENT reopen --reason TEXT`.
+    """
+    result = settings().clinic().reopen(patient, reason=reason, at=at, pathway=pathway)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(
+            f"{patient}: {result.from_state} -> {result.to_state} (reopened, {day(result.to_dict()['at'])}; "
+            f"the close is voided)"
+        )
 
 
 @cli.command()
@@ -173,16 +207,16 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
     --json prints the events; --json --audit prints the whole audit trail.
     """
     from pathway.domain.timeutil import to_utc
-    from pathway.service.results import audit_entries, event_dict
+    from pathway.service.results import audit_entries, event_dicts
 
     clinic = settings().clinic()
     events = clinic.history(patient, pathway=pathway, at=at)
     if as_json and not audit:
-        emit_json([event_dict(e) for e in events])
+        emit_json(event_dicts(events))
         return
     observations = clinic.observations(patient, pathway=pathway, at=at)
     if at is not None:
-        until = to_utc(at)
+        until = to_utc(at, zone=clinic.zone)
         observations = [o for o in observations if o.effective_at <= until]
     entries = audit_entries(events, observations)
     if as_json:
@@ -192,6 +226,10 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
     for e in entries:
         if e["type"] == "event":
             what, change = e["trigger"], f"{e['from'] or ''} -> {e['to']}"
+            if e.get("voids") is not None:
+                what = f"{what} (voids {e['voids']})"
+            if e.get("voided_by") is not None:
+                change += f" (voided by {e['voided_by']})"
         elif e["type"] == "observation":
             what, change = f"record {e['kind']} {e['observation']}", ""
         else:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.definitions.catalog import Catalog
 from pathway.domain.timeutil import When, iso, not_in_future, to_utc, utcnow
-from pathway.errors import InvalidInput, RoleRefused
+from pathway.errors import InvalidInput, NotFound, RoleRefused
 from pathway.service.engine import Service
 from pathway.service.inputs import check_patient_id, window
 from pathway.store.repository import Store
@@ -136,7 +136,7 @@ class Clinic(Service):
         """What needs action, most urgent first (see `pathway.service.worklist`)."""
         from pathway.service.worklist import worklist
 
-        return worklist(self, as_of=self._as_of(as_of), role=role)
+        return worklist(self, as_of=self._as_of(as_of), role=self.known_role(role))
 
     # settings -----------------------------------------------------------------------
     def settings(self) -> dict[str, str]:
@@ -218,6 +218,11 @@ class Clinic(Service):
 
         actor, role = self._who(actor, role)
         rows = referrals.read_csv(source) if isinstance(source, str | Path) else source
+        if pathway is None:  # rows without a pathway column go to the default pathway, if any
+            try:
+                pathway = self.catalog.default().id
+            except NotFound:
+                pathway = None
         valid, problems, count = referrals.validate(rows, self.catalog, pathway, check_patient_id)
         for workflow_id in {r.pathway for r in valid}:
             workflow = self.catalog.get(workflow_id)
@@ -226,6 +231,11 @@ class Clinic(Service):
                     f"cannot enroll in {workflow_id} as {role}: roles are {', '.join(workflow.roles)}",
                     workflow.roles,
                 )
+        clashes = referrals.overlaps(self.store, valid, self.catalog.region)
+        if clashes:  # problems by line, in line order; the clashing rows are not written
+            clashing = {line for line, _ in clashes}
+            valid = [r for r in valid if r.line not in clashing]
+            problems = sorted([*problems, *(p for _, p in clashes)], key=_line_number)
         report = referrals.ImportReport(rows=count, problems=problems)
         if problems and not skip_invalid:
             return report
@@ -246,3 +256,9 @@ class Clinic(Service):
             raise InvalidInput(f"--format: {fmt!r} is not one of {', '.join(export.FORMATS)}")
         self._pathway(pathway)
         return export.write_events(out, export.event_rows(self.store, key, pathway), fmt)
+
+
+def _line_number(problem: str) -> int:
+    """The line a problem of an import names ("line 12: ...")."""
+    head = problem.split(":", 1)[0].removeprefix("line ")
+    return int(head) if head.isdigit() else 0

@@ -59,6 +59,10 @@ class EnrollmentClosed(PathwayError):
     """Raised when something is recorded on or fired at an enrollment in a terminal state."""
 
 
+class EnrollmentNotClosed(PathwayError):
+    """Raised when a reopen is asked of a patient with no closed episode to reopen."""
+
+
 class AlreadyEnrolled(PathwayError):
     """Raised when a patient already has an open enrollment in the pathway."""
 

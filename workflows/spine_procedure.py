@@ -75,6 +75,7 @@ def procedure_safety(record: PatientRecord, params: Params) -> Verdict:
             "ablations_per_year",
             f"this would be ablation {count} in the 12 months up to {record.today.isoformat()}; "
             f"at most {limit} are allowed: the first date it is allowed is {allowed.isoformat()}",
+            not_before=allowed,
         )
     _safe(record, c)
     return c.verdict()

@@ -25,10 +25,10 @@ WORKFLOWS_ENV = "PATHWAY_WORKFLOWS"
 @cache
 def shipped_directories() -> tuple[Path, ...]:
     """Directories of the packages registered under `pathway.workflows`."""
-    from importlib.metadata import entry_points
+    from pathway.domain.plugins import entry_points_of
 
     dirs: list[Path] = []
-    for ep in sorted(entry_points(group=WORKFLOWS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in entry_points_of(WORKFLOWS_ENTRY_POINT_GROUP):
         module = ep.load()
         # __file__ works for editable installs too, where __path__ may hold a finder hook.
         if getattr(module, "__file__", None):
@@ -114,6 +114,12 @@ class Catalog:
                 f"several pathways say they are the default ({', '.join(found)}): name one with --pathway"
             )
         return self.get(found[0])
+
+    def region(self, workflow_id: str) -> str:
+        """The body region a pathway's episodes belong to (its id when it names none, or when
+        it is not loaded): two episodes of one region may not overlap."""
+        versions = [v for (i, v) in self._by_key if i == workflow_id]
+        return (self._by_key[(workflow_id, max(versions))].region if versions else "") or workflow_id
 
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted({i for (i, _) in self._by_key}))

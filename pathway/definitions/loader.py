@@ -147,7 +147,7 @@ def build(data: Any, guards: GuardRegistry, source: str = "<data>") -> Workflow:
     kinds = parts.kinds(data.get("observations"), roles, levels, guards, p)
     transitions = parts.transitions(data.get("transitions"), states, roles, p)
     profiles, default_profile = parts.profiles(data.get("profiles"), params, p)
-    declared = declarations(data, states, transitions, kinds, p)
+    declared = declarations(data, states, transitions, kinds, p, tuple(roles))
 
     checks.guards_defined(transitions, kinds, params, profiles, guards, p)
     checks.graph(states, transitions, p)

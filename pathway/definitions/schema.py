@@ -129,6 +129,10 @@ SECTIONS: dict[str, Any] = {
                         "add_on": _CODING,
                         "laterality": _NAME,
                         "body_site": {"type": "string", "description": "text with {level} and {side}"},
+                        "performed_by": {
+                            "type": "string",
+                            "description": "the trigger whose success that day means it was done",
+                        },
                     },
                 ),
             },
@@ -136,6 +140,15 @@ SECTIONS: dict[str, Any] = {
     ),
     "simulation": _section(
         "the journey `pathway simulate` draws", ["journey"], {"journey": {"type": "string"}}
+    ),
+    "reopen": _section(
+        "a closed episode may be reopened: the closing event is voided (reason required)",
+        ["trigger"],
+        {
+            "trigger": {"type": "string", "description": "the trigger that reopens (its own name)"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "within_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        },
     ),
 }
 

@@ -1,5 +1,6 @@
-"""Loading the sections a workflow file declares for reports, the worklist, FHIR and
-simulation (`rtt`, `outcome`, `follow_up`, `worklist`, `fhir`, `simulation`).
+"""Loading the sections a workflow file declares for reports, the worklist, FHIR,
+simulation and reopening (`rtt`, `outcome`, `follow_up`, `worklist`, `fhir`,
+`simulation`, `reopen`).
 
 Each name a section uses (a state, trigger, observation kind or field) must exist in
 the same file, and a score must be a numeric field, so a typo is a load error, not a
@@ -19,6 +20,7 @@ from pathway.domain.declarations import (
     FollowUpSchedule,
     OutcomeMeasure,
     ProcedureCodes,
+    Reopen,
     RttClock,
     Score,
     SecondaryMeasure,
@@ -27,7 +29,7 @@ from pathway.domain.declarations import (
 )
 from pathway.domain.definition import KindSpec, StateSpec, TransitionSpec, frozen_map
 
-SECTION_KEYS = {"rtt", "outcome", "follow_up", "worklist", "fhir", "simulation"}
+SECTION_KEYS = {"rtt", "outcome", "follow_up", "worklist", "fhir", "simulation", "reopen"}
 
 #: Code systems a workflow file may name by a short name.
 CODE_SYSTEMS = {
@@ -267,7 +269,7 @@ def _fhir(value: Any, n: _Names) -> FhirMapping:
     raw_procedures = _mapping(data.get("procedures"), "fhir.procedures", set(n.kinds), n.p) or {}
     for kind, raw in raw_procedures.items():
         where = f"fhir.procedures.{kind}"
-        spec = _mapping(raw, where, {"text", "code", "add_on", "laterality", "body_site"}, n.p) or {}
+        spec = _mapping(raw, where, _PROCEDURE_KEYS, n.p) or {}
         side = spec.get("laterality")
         if side is not None and (not isinstance(side, str) or side not in n.kinds[kind].fields):
             n.p.add(f"{where}.laterality", f"unknown field {side!r} of {kind}")
@@ -278,8 +280,16 @@ def _fhir(value: Any, n: _Names) -> FhirMapping:
             add_on=_coding(spec.get("add_on"), f"{where}.add_on", n.p),
             laterality=side,
             body_site=_template(spec.get("body_site", "{side} {level}"), f"{where}.body_site", n.p),
+            performed_by=(
+                n.trigger(spec["performed_by"], f"{where}.performed_by") or None
+                if spec.get("performed_by") is not None
+                else None
+            ),
         )
     return FhirMapping(scores=frozen_map(scores), codes=frozen_map(codes), procedures=frozen_map(procedures))
+
+
+_PROCEDURE_KEYS = {"text", "code", "add_on", "laterality", "body_site", "performed_by"}
 
 
 def _template(value: Any, where: str, p: Problems) -> str:
@@ -299,12 +309,28 @@ def _simulation(value: Any, p: Problems) -> Simulation | None:
     return Simulation(journey=text(data.get("journey"), "simulation.journey", p, required=True))
 
 
+def _reopen(value: Any, n: _Names, roles: tuple[str, ...]) -> Reopen | None:
+    data = _mapping(value, "reopen", {"trigger", "roles", "within_days"}, n.p)
+    if data is None:
+        return None
+    trigger = text(data.get("trigger"), "reopen.trigger", n.p, required=True)
+    if trigger in n.triggers:
+        n.p.add("reopen.trigger", f"{trigger!r} is already a transition's trigger: give reopen its own")
+    allowed = str_list(data.get("roles", list(roles)), "reopen.roles", n.p)
+    for role in allowed:
+        if role not in roles:
+            n.p.add("reopen.roles", f"unknown role {role!r} (roles: {', '.join(roles)})")
+    days = whole(data.get("within_days", 30), "reopen.within_days", n.p, low=1, high=3650) or 30
+    return Reopen(trigger=trigger, roles=tuple(allowed), within_days=days)
+
+
 def declarations(
     data: Mapping[str, Any],
     states: Mapping[str, StateSpec],
     transitions: tuple[TransitionSpec, ...],
     kinds: Mapping[str, KindSpec],
     p: Problems,
+    roles: tuple[str, ...] = (),
 ) -> Declarations:
     """The sections of a parsed workflow file, each checked against the rest of the file."""
     names = _Names(states, transitions, kinds, p)
@@ -315,4 +341,5 @@ def declarations(
         worklist=_worklist(data.get("worklist"), names),
         fhir=_fhir(data.get("fhir"), names),
         simulation=_simulation(data.get("simulation"), p),
+        reopen=_reopen(data.get("reopen"), names, roles),
     )

@@ -127,6 +127,9 @@ class ProcedureCodes:
     laterality: str | None = None
     #: The text of each body site: `{level}` (a value of the kind's levels field) and `{side}`.
     body_site: str = "{side} {level}"
+    #: The trigger whose success on the observation's day makes it a procedure done; without
+    #: one (a refused attempt's record) it is exported `not-done`. None: every record is done.
+    performed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,16 @@ class Simulation:
 
 
 @dataclass(frozen=True)
+class Reopen:
+    """A closed episode may be reopened: a terminal transition entered in error is voided
+    by a `trigger` event (reason required) within `within_days` of it, by these `roles`."""
+
+    trigger: str
+    roles: tuple[str, ...]
+    within_days: int
+
+
+@dataclass(frozen=True)
 class Declarations:
     """Every section of a workflow file beyond its states, transitions and kinds."""
 
@@ -156,3 +169,4 @@ class Declarations:
     worklist: WorklistPolicy = field(default_factory=WorklistPolicy)
     fhir: FhirMapping = field(default_factory=FhirMapping)
     simulation: Simulation | None = None
+    reopen: Reopen | None = None

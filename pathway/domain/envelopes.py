@@ -28,7 +28,8 @@ TRANSITIONED = "enrollment.transitioned"
 MIGRATED = "enrollment.migrated"
 RECORDED = "observation.recorded"
 CORRECTED = "observation.corrected"
-TYPES = (OPENED, TRANSITIONED, MIGRATED, RECORDED, CORRECTED)
+REOPENED = "enrollment.reopened"
+TYPES = (OPENED, TRANSITIONED, MIGRATED, RECORDED, CORRECTED, REOPENED)
 
 
 def _envelope(
@@ -115,6 +116,40 @@ def transitioned(
     body = {"trigger": trigger, "from": enrollment.state, "to": to_state, "seq": seq, "reason": reason}
     return _envelope(
         TRANSITIONED,
+        **_of(enrollment),
+        body=body,
+        effective=effective,
+        recorded=recorded,
+        actor=actor,
+        role=role,
+    )
+
+
+def reopened(
+    enrollment: Enrollment,
+    *,
+    trigger: str,
+    to_state: str,
+    seq: int,
+    voids: int,
+    reason: str,
+    effective: datetime,
+    recorded: datetime,
+    actor: str,
+    role: str,
+) -> dict[str, Any]:
+    """A closed enrollment (as it was, closed) reopened in `to_state`: the closing event
+    `voids` (its seq) is void, as if the close had never happened."""
+    body = {
+        "trigger": trigger,
+        "from": enrollment.state,
+        "to": to_state,
+        "seq": seq,
+        "voids": voids,
+        "reason": reason,
+    }
+    return _envelope(
+        REOPENED,
         **_of(enrollment),
         body=body,
         effective=effective,

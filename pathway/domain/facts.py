@@ -34,6 +34,10 @@ class Enrollment:
     display_name: str | None = None
     patient_id: int = 0  # the store's key for the patient
     chain_head: str | None = None  # the hash of its latest audit entry (pathway.domain.chain)
+    identifier_system: str | None = None  # the system of the patient's identifier, if known
+    #: The referral it came from: a FHIR ServiceRequest's identifier (system, value), or
+    #: (None, "sha256:...") for one without an identifier; None when not imported from FHIR.
+    referral: tuple[str | None, str] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -110,4 +114,5 @@ class Event:
             "actor": self.actor,
             "role": self.role,
             "reason": self.reason,
+            "voids": self.voids,
         }

@@ -126,9 +126,9 @@ def _load_entry_point(registry: GuardRegistry, ep_name: str, obj: Any) -> None:
 @cache
 def installed_guards() -> GuardRegistry:
     """Every guard contributed by an installed package (cached for the process)."""
-    from importlib.metadata import entry_points
+    from pathway.domain.plugins import entry_points_of
 
-    return registry_from(entry_points(group=ENTRY_POINT_GROUP))
+    return registry_from(entry_points_of(ENTRY_POINT_GROUP))
 
 
 def registry_from(found: Iterable[Any]) -> GuardRegistry:

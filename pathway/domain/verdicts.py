@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 
@@ -12,6 +13,9 @@ class Failure:
 
     criterion: str
     message: str
+    #: For a criterion that time alone will meet (a limit per 12 months): the first
+    #: calendar date on which it is met. The worklist names it.
+    not_before: date | None = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ class Criteria:
         self.guard = guard
         self._failures: list[Failure] = []
 
-    def fail(self, criterion: str, message: str) -> None:
-        self._failures.append(Failure(criterion, message))
+    def fail(self, criterion: str, message: str, *, not_before: date | None = None) -> None:
+        self._failures.append(Failure(criterion, message, not_before))
 
     def require(self, ok: bool, criterion: str, message: str) -> bool:
         """Record `message` as a failure unless `ok`; return `ok`."""
@@ -81,4 +85,8 @@ def refusal(verdicts: tuple[Verdict, ...] | list[Verdict]) -> str:
 
 def reasons(verdicts: tuple[Verdict, ...] | list[Verdict]) -> list[dict[str, str]]:
     """Flatten verdicts into the `reasons` list of the JSON contract: one entry per failure."""
-    return [{"guard": g, "criterion": f.criterion, "message": f.message} for g, f in failures(verdicts)]
+    return [
+        {"guard": g, "criterion": f.criterion, "message": f.message}
+        | ({"not_before": f.not_before.isoformat()} if f.not_before else {})
+        for g, f in failures(verdicts)
+    ]

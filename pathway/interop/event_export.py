@@ -1,8 +1,8 @@
 """Streaming exports of the event log: CSV, JSON lines and XES (for process-mining tools).
 
 Rows are read with a streaming cursor and written as they come, so memory does
-not grow with the log. With a pseudonym key, patient identifiers become keyed
-hashes (HMAC-SHA256) and free-text reasons are left out, so the file can leave
+not grow with the log. With a pseudonym key, patient identifiers, actors and
+enrollment numbers become keyed hashes (HMAC-SHA256) and free-text reasons are left out, so the file can leave
 the clinic; the same key gives the same pseudonym, so exports can be joined.
 """
 
@@ -41,6 +41,7 @@ COLUMNS = (
     "actor",
     "role",
     "reason",
+    "voids",
 )
 
 
@@ -57,9 +58,12 @@ def pseudonym_key(required: bool) -> bytes | None:
     return key.encode()
 
 
-def pseudonym(key: bytes, identifier: str) -> str:
-    """A stable keyed hash of a patient identifier."""
-    return "P-" + hmac.new(key, identifier.encode(), hashlib.sha256).hexdigest()[:20]
+def pseudonym(key: bytes, identifier: str, what: str = "") -> str:
+    """A stable keyed hash of a patient identifier (or, with `what` "actor" or "enrollment",
+    of a member of staff's name or an enrollment's number: each its own namespace)."""
+    prefix = {"": "P-", "actor": "A-", "enrollment": "E-"}[what]
+    message = identifier if not what else f"{what}:{identifier}"
+    return prefix + hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 _EVENT_ROWS = (
@@ -78,6 +82,7 @@ _EVENT_ROWS = (
         events.c.role,
         events.c.reason,
         events.c.payload,
+        events.c.voids,
     )
     .join(enrollments, enrollments.c.id == events.c.enrollment_id)
     .join(patients, patients.c.id == enrollments.c.patient_id)
@@ -114,16 +119,17 @@ def _flat(r: Any, version: int, key: bytes | None) -> dict[str, Any]:
         "patient": pseudonym(key, r.patient) if key else r.patient,
         "pathway": r.pathway,
         "version": version,
-        "enrollment": r.enrollment,
+        "enrollment": pseudonym(key, str(r.enrollment), "enrollment") if key else r.enrollment,
         "seq": r.seq,
         "trigger": r.trigger,
         "from": r.from_state,
         "to": r.to_state,
         "at": iso(r.effective_at),
         "recorded_at": iso(r.recorded_at),
-        "actor": r.actor,
+        "actor": pseudonym(key, r.actor, "actor") if key else r.actor,
         "role": r.role,
         "reason": None if key else r.reason,
+        "voids": r.voids,  # a reopen: the seq of the close it voids (entered in error)
     }
 
 
@@ -198,6 +204,8 @@ def _write_xes(out: TextIO, rows: Iterator[dict[str, Any]]) -> int:
             _attr("string", "state", row["to"]),
             _attr("date", "recorded", row["recorded_at"]),
         ]
+        if row["voids"] is not None:
+            parts.append(_attr("int", "voids", row["voids"]))
         out.write("    <event>" + "".join(parts) + "</event>\n")
         count += 1
     if current is not None:

@@ -4,7 +4,9 @@ Columns: `patient`, `referred_at` (required) and `pathway`, `profile`, `name`
 (optional); a header row names them. Without `skip_invalid`, one bad row stops
 the whole import before anything is written. A row whose patient already has
 an enrollment in the pathway opened at the same time (a re-run of the same
-file), or an open one, is skipped: nobody is enrolled twice.
+file), or an open one, is skipped: nobody is enrolled twice. A row whose episode
+would overlap another of the patient's in the same region (open in another
+pathway of it, or closed after the referral) is a problem like any other.
 
 Speed (bench/import.py): rows are read as plain tuples, and what repeats from
 row to row (a pathway, a date, a profile) is looked up and checked once; the
@@ -23,9 +25,9 @@ from typing import Any, NamedTuple
 
 from pathway.definitions.catalog import Catalog
 from pathway.domain.fields import CONTROL, LINE_BREAKS
-from pathway.domain.timeutil import effective, utcnow
-from pathway.errors import InvalidInput, PathwayError
-from pathway.store.bulk import enroll_many
+from pathway.domain.timeutil import effective, iso, utcnow
+from pathway.errors import ConcurrencyError, InvalidInput, PathwayError
+from pathway.store.bulk import enroll_many, episodes
 from pathway.store.repository import Store
 
 COLUMNS = ("patient", "referred_at", "pathway", "profile", "name")
@@ -34,6 +36,7 @@ REQUIRED = ("patient", "referred_at")
 #: one batch still holds the write lock for only a fraction of a second.
 BATCH = 10_000
 MAX_NAME = 200  # as `Clinic.enroll`
+RETRIES = 3  # writes of one batch that met a concurrent import of the same patients
 
 #: A row as read: the five columns' values in COLUMNS order (empty when absent), or
 #: None when the line has more values than the header has columns.
@@ -182,7 +185,8 @@ def validate(
     """Every row checked; returns (valid referrals, problems by line and field, row count)."""
     valid: list[Referral] = []
     problems: list[str] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], tuple[int, str]] = {}  # (patient, region): (line, pathway)
+    regions: dict[str, str] = {}
     count = 0
     # What repeats from row to row is checked once: (pathway, profile) and referred_at text.
     targets: dict[tuple[str, str], tuple[Any, str | None, str | None]] = {}
@@ -213,13 +217,55 @@ def validate(
             problems += [f"line {line}: {e}" for e in (*errors, name_problem) if e]
             continue
         pathway, version, profile, initial = fields
-        if (patient, pathway) in seen:
-            earlier = seen[patient, pathway]
-            problems.append(f"line {line}: patient: referred to {pathway} again (also on line {earlier})")
+        region = regions.get(pathway) or regions.setdefault(pathway, catalog.region(pathway))
+        if (patient, region) in seen:
+            earlier, before = seen[patient, region]
+            problems.append(
+                f"line {line}: patient: referred to {pathway} again (also on line {earlier})"
+                if before == pathway
+                else f"line {line}: patient: also referred to {before} on line {earlier}, in the "
+                f"same region ({region}): episodes in one region may not overlap"
+            )
             continue
-        seen[patient, pathway] = line
+        seen[patient, region] = (line, pathway)
         valid.append(Referral(line, patient, pathway, version, profile, referred, initial, name or None))
     return valid, problems, count
+
+
+def overlaps(
+    store: Store, referrals: Sequence[Referral], region: Callable[[str], str]
+) -> list[tuple[int, str]]:
+    """(line, problem) for each referral whose episode would overlap one of the patient's in the
+    database in the same region (clarification 8): one open in another pathway of the
+    region, or one that closed after the referral. A referral the patient already has
+    (same pathway, opened at the same time: the file imported before) or an open
+    enrollment in the same pathway is not a problem: `write` skips it."""
+    with store.read() as tx:
+        known = episodes(tx, [r.patient for r in referrals])
+    problems: list[tuple[int, str]] = []
+    for r in referrals if known else ():
+        mine = [(p, o, c) for p, o, c in known.get(r.patient, ()) if region(p) == region(r.pathway)]
+        if any(p == r.pathway and (c is None or o == r.referred_at) for p, o, c in mine):
+            continue  # skipped by write: nobody is enrolled twice
+        open_elsewhere = sorted(p for p, _, c in mine if c is None)
+        closed = max((c for _, _, c in mine if c is not None), default=None)
+        if open_elsewhere:
+            problems.append(
+                (
+                    r.line,
+                    f"line {r.line}: patient: has an open episode in {open_elsewhere[0]} "
+                    f"({region(r.pathway)}): episodes in one region may not overlap",
+                )
+            )
+        elif closed is not None and r.referred_at < closed:
+            problems.append(
+                (
+                    r.line,
+                    f"line {r.line}: referred_at: before the patient's previous episode in "
+                    f"{region(r.pathway)} closed ({iso(closed)}): episodes may not overlap",
+                )
+            )
+    return problems
 
 
 def write(
@@ -230,12 +276,22 @@ def write(
     role: str,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Enroll the referrals in batches (each one transaction); returns (imported, skipped)."""
+    """Enroll the referrals in batches (each one transaction); returns (imported, skipped).
+
+    A batch that meets another import of the same patients at the same moment (PostgreSQL:
+    their rows became visible only as the other committed) is written again: the second
+    time those patients are known, and a referral already enrolled is skipped."""
     imported = skipped = 0
     for start in range(0, len(referrals), BATCH):
         batch = referrals[start : start + BATCH]
-        with store.write() as tx:
-            done, passed = enroll_many(tx, batch, actor=actor, role=role, recorded=utcnow())
+        for attempt in range(1, RETRIES + 1):
+            try:
+                with store.write() as tx:
+                    done, passed = enroll_many(tx, batch, actor=actor, role=role, recorded=utcnow())
+                break
+            except ConcurrencyError:
+                if attempt == RETRIES:
+                    raise
         imported += done
         skipped += passed
         if progress is not None:

@@ -27,7 +27,7 @@ def funnel(store: Store, catalog: Catalog, *, as_of: datetime, pathway: str | No
                 text(f"""
 SELECT e.to_state AS state, COUNT(DISTINCT e.enrollment_id) AS enrollments
 FROM events e JOIN enrollments n ON n.id = e.enrollment_id
-WHERE e.effective_at <= :as_of {pathway_filter}
+WHERE e.effective_at <= :as_of AND {sql.live("e")} {pathway_filter}
 GROUP BY e.to_state"""),
                 params,
             )

@@ -203,13 +203,14 @@ started AS (
            MIN(CASE WHEN e.to_state = s.start_state THEN e.effective_at END) AS started
     FROM enrollments n JOIN patients p ON p.id = n.patient_id
     JOIN specs s ON s.pathway_id = n.pathway_id
-    JOIN events e ON e.enrollment_id = n.id AND e.effective_at <= :as_of
+    JOIN events e ON e.enrollment_id = n.id AND e.effective_at <= :as_of AND {sql.live("e")}
     GROUP BY n.id, p.identifier, n.pathway_id, n.closed_at, s.standard_days, s.at_risk_days
 ),
 stopped AS (
     SELECT c.id, MIN(e.effective_at) AS stopped
     FROM started c
     JOIN events e ON e.enrollment_id = c.id AND e.seq > c.start_seq AND e.effective_at <= :as_of
+     AND {sql.live("e")}
     JOIN stops t ON t.pathway_id = c.pathway
      AND (e."trigger" = t.stop_trigger OR e.to_state = t.stop_state)
     GROUP BY c.id

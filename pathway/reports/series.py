@@ -104,7 +104,7 @@ def wip_over_time(
     pathway_filter = "AND n.pathway_id = :pathway" if pathway else ""
     moves_from = (
         "FROM events e JOIN enrollments n ON n.id = e.enrollment_id "
-        f"WHERE e.effective_at <= :end {pathway_filter}"
+        f"WHERE e.effective_at <= :end AND {sql.live('e')} {pathway_filter}"
     )
     params: dict[str, Any] = {"end": sql.bind_time(dialect, end), "pathway": pathway}
     with store.read() as tx:
@@ -159,7 +159,8 @@ def transitions_taken(
     query = f"""
 SELECT e.from_state AS source, e.to_state AS target, COUNT(DISTINCT e.enrollment_id) AS enrollments
 FROM events e JOIN enrollments n ON n.id = e.enrollment_id
-WHERE e.effective_at <= :as_of AND (e.from_state IS NULL OR e.from_state <> e.to_state) {pathway_filter}
+WHERE e.effective_at <= :as_of AND (e.from_state IS NULL OR e.from_state <> e.to_state)
+  AND {sql.live("e")} {pathway_filter}
 GROUP BY e.from_state, e.to_state"""
     with store.read() as tx:
         rows = tx.conn.execute(

@@ -11,6 +11,16 @@ from pathway.store.fastpath import sqlite_time
 _ZONE = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 
 
+def live(alias: str = "e") -> str:
+    """SQL true for an event of `alias` that counts: not a reopen, and not a close a reopen
+    voided (reports read the log as if the voided close had never happened). The probe
+    uses the partial index ix_events_voids, which holds only the reopens."""
+    return (
+        f"{alias}.voids IS NULL AND NOT EXISTS (SELECT 1 FROM events v_ "
+        f"WHERE v_.enrollment_id = {alias}.enrollment_id AND v_.voids = {alias}.seq)"
+    )
+
+
 def days(dialect: str, start: str, end: str) -> str:
     """SQL for the fractional days from `start` to `end`."""
     if dialect == "postgresql":

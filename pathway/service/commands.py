@@ -29,6 +29,7 @@ from pathway.errors import (
 from pathway.service.inputs import MAX_NAME, MAX_REASON, check_patient_id, check_text
 from pathway.service.queries import Queries
 from pathway.service.results import Status, Transitioned
+from pathway.store.repository import Tx
 
 
 class Commands(Queries):
@@ -71,10 +72,16 @@ class Commands(Queries):
         at: When = None,
         actor: str | None = None,
         role: str | None = None,
+        identifier_system: str | None = None,
+        referral: tuple[str | None, str] | None = None,
     ) -> Status:
         """Enroll `patient` (an external identifier such as an MRN) in `pathway` at its
         latest version; the patient is created on first enrollment. A new episode may
-        start once the previous enrollment in the pathway is closed."""
+        start once the previous one of the patient in the same region closed.
+
+        `identifier_system` (the system of the patient's identifier) is kept for a new
+        patient, or one without a system yet; `referral` (system, value) names the
+        referral the episode comes from (FHIR import keeps a ServiceRequest's identifier)."""
         check_patient_id(patient)
         name = check_text(name, "name", MAX_NAME, one_line=True)
         actor, role = self._who(actor, role)
@@ -92,53 +99,98 @@ class Commands(Queries):
             )
         recorded = utcnow()
         when = effective(at, recorded, zone=self.zone)
-        with self.store.write() as tx:
-            row = tx.find_patient(patient)
-            if row is None:
-                patient_id = tx.add_patient(patient, name, recorded)
-            else:
-                patient_id = row.id
-                self._refuse_overlap(tx.enrollments_of(patient_id), workflow, when)
-                if name and name != row.display_name:
-                    tx.set_display_name(patient_id, name)
-            event = Event(
-                enrollment_id=0,
-                seq=1,
-                trigger=ENROLL,
-                from_state=None,
-                to_state=workflow.initial,
-                actor=actor,
-                role=role,
-                effective_at=when,
-                recorded_at=recorded,
-                payload={"profile": profile},
-                chain_seq=1,
-            )
-            head = chain.link(None, _event_entry(patient, workflow.id, event))
-            enrollment_id = tx.add_enrollment(
-                patient_id=patient_id,
-                pathway=workflow.id,
-                version=workflow.version,
-                profile=profile,
-                state=workflow.initial,
-                at=when,
-                chain_head=head,
-            )
-            enrollment = tx.enrollment(enrollment_id)
-            tx.add_event(replace(event, enrollment_id=enrollment_id, hash=head))
-            message = envelopes.opened(
-                enrollment=enrollment.id,
-                patient=patient,
-                pathway=workflow.id,
-                version=workflow.version,
-                state=workflow.initial,
-                effective=when,
-                recorded=recorded,
-                actor=actor,
-                role=role,
-            )
-            self._emit(tx, message, recorded)
-            return self._status(tx, enrollment, tx.enrollments_of(patient_id), when, role=None)
+        for attempt in (1, 2):
+            try:
+                with self.store.write() as tx:
+                    return self._enroll_in(
+                        tx,
+                        patient,
+                        workflow,
+                        profile,
+                        name,
+                        actor,
+                        role,
+                        when,
+                        recorded,
+                        identifier_system,
+                        referral,
+                    )
+            except ConcurrencyError:
+                # The patient was added by another enrollment at the same moment (PostgreSQL:
+                # their row became visible only as it committed): once more, now seeing them.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _enroll_in(
+        self,
+        tx: Tx,
+        patient: str,
+        workflow: Workflow,
+        profile: str,
+        name: str | None,
+        actor: str,
+        role: str,
+        when: datetime,
+        recorded: datetime,
+        identifier_system: str | None,
+        referral: tuple[str | None, str] | None,
+    ) -> Status:
+        row = tx.find_patient(patient)
+        if row is None:
+            patient_id = tx.add_patient(patient, name, recorded, system=identifier_system)
+        else:
+            patient_id = row.id
+            known_system = row.identifier_system
+            if identifier_system and known_system and identifier_system != known_system:
+                raise InvalidInput(
+                    f"the patient is known with identifier system {known_system}, not "
+                    f"{identifier_system}: check the identifier"
+                )
+            self._refuse_overlap(tx.enrollments_of(patient_id), workflow, when)
+            if name and name != row.display_name:
+                tx.set_display_name(patient_id, name)
+            if identifier_system and not known_system:
+                tx.set_identifier_system(patient_id, identifier_system)
+        event = Event(
+            enrollment_id=0,
+            seq=1,
+            trigger=ENROLL,
+            from_state=None,
+            to_state=workflow.initial,
+            actor=actor,
+            role=role,
+            effective_at=when,
+            recorded_at=recorded,
+            payload={"profile": profile},
+            chain_seq=1,
+        )
+        head = chain.link(None, _event_entry(patient, workflow.id, event))
+        enrollment_id = tx.add_enrollment(
+            patient_id=patient_id,
+            pathway=workflow.id,
+            version=workflow.version,
+            profile=profile,
+            state=workflow.initial,
+            at=when,
+            chain_head=head,
+            referral=referral,
+        )
+        enrollment = tx.enrollment(enrollment_id)
+        tx.add_event(replace(event, enrollment_id=enrollment_id, hash=head))
+        message = envelopes.opened(
+            enrollment=enrollment.id,
+            patient=patient,
+            pathway=workflow.id,
+            version=workflow.version,
+            state=workflow.initial,
+            effective=when,
+            recorded=recorded,
+            actor=actor,
+            role=role,
+        )
+        self._emit(tx, message, recorded)
+        return self._status(tx, enrollment, tx.enrollments_of(patient_id), when, role=None)
 
     def record(
         self,

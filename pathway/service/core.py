@@ -16,10 +16,11 @@ from typing import Any
 from pathway.definitions.catalog import Catalog
 from pathway.domain import asof, fields
 from pathway.domain.definition import Workflow
+from pathway.domain.effects import live
 from pathway.domain.machine import PathwayMachine, machine_for
 from pathway.domain.record import Enrollment, Event, Observation, PatientRecord
 from pathway.domain.timeutil import iso
-from pathway.errors import AmbiguousEnrollment, EnrollmentClosed, InvalidInput, NotFound, RoleRefused
+from pathway.errors import AmbiguousEnrollment, EnrollmentClosed, InvalidInput, NotFound
 from pathway.service.inputs import MAX_NAME, check_patient_id, check_text, default_actor
 from pathway.store.repository import Store, Tx
 from pathway.store.unit_of_work import UnitOfWork
@@ -102,13 +103,23 @@ class ServiceCore:
         who = check_text(self.actor if actor is None else actor, "actor", MAX_NAME, one_line=True)
         if who is None:
             raise InvalidInput("actor: empty: say who is acting (--actor or PATHWAY_ACTOR)")
-        as_ = check_text(self.role if role is None else role, "role", 100, one_line=True)
-        roles = self._roles()
+        as_ = self.known_role(self.role if role is None else role)
         if as_ is None:
-            raise InvalidInput(f"role: empty: give one of {', '.join(roles)} (--role or PATHWAY_ROLE)")
-        if as_ not in roles:
-            raise RoleRefused(f"unknown role {as_!r}: the roles are {', '.join(roles)}", roles)
+            raise InvalidInput(
+                f"role: empty: give one of {', '.join(self._roles())} (--role or PATHWAY_ROLE)"
+            )
         return who, as_
+
+    def known_role(self, role: str | None) -> str | None:
+        """`role` when a loaded pathway has it (None for none or a blank one); a typo is
+        refused, never quietly used, by commands and questions alike (check, worklist)."""
+        given = check_text(role, "role", 100, one_line=True)
+        if given is None:
+            return None
+        roles = self._roles()
+        if given not in roles:
+            raise InvalidInput(f"--role: unknown role {given!r} (roles: {', '.join(roles)})")
+        return given
 
     def _roles(self) -> tuple[str, ...]:
         """Every role of the loaded pathways, sorted."""
@@ -117,12 +128,9 @@ class ServiceCore:
         return self._known_roles
 
     # which enrollment ---------------------------------------------------------------
-    def _resolve(
-        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool, at: datetime | None = None
-    ) -> tuple[Enrollment, list[Enrollment]]:
-        """The enrollment a command means: the open one (chosen by `pathway` when there are
-        several), or for reading, the latest closed one; with all of the patient's enrollments.
-        With `at` (reading), the episode as it stood then, replayed from its events."""
+    @staticmethod
+    def _family(tx: Tx, patient: str) -> list[Enrollment]:
+        """Every enrollment of the patient, oldest first; NotFound for an unknown patient."""
         check_patient_id(patient)
         family = tx.enrollments_of_identifier(patient)
         if not family:
@@ -130,6 +138,15 @@ class ServiceCore:
                 "no patient with that identifier: check it, or enroll them first "
                 "(pathway enroll PATIENT --pathway ID)"
             )
+        return family
+
+    def _resolve(
+        self, tx: Tx, patient: str, pathway: str | None, *, for_write: bool, at: datetime | None = None
+    ) -> tuple[Enrollment, list[Enrollment]]:
+        """The enrollment a command means: the open one (chosen by `pathway` when there are
+        several), or for reading, the latest closed one; with all of the patient's enrollments.
+        With `at` (reading), the episode as it stood then, replayed from its events."""
+        family = self._family(tx, patient)
         found = family
         if pathway is not None:
             found = [e for e in found if e.pathway == pathway]
@@ -217,7 +234,8 @@ class ServiceCore:
             return [o for o in region if o.enrollment_id == enrollment.id], region
 
         def load_events() -> tuple[list[Event], list[Event]]:
-            region = [e for e in tx.patient_events(enrollment.patient_id) if e.enrollment_id in ids]
+            # A voided close and its reopen are not facts the guards judge (effects.live).
+            region = live(e for e in tx.patient_events(enrollment.patient_id) if e.enrollment_id in ids)
             return [e for e in region if e.enrollment_id == enrollment.id], region
 
         return PatientRecord(

@@ -16,9 +16,9 @@ DEMOS_ENTRY_POINT_GROUP = "pathway.demos"
 
 def run_demos(clinic: Service, say: Callable[[str], None]) -> list[str]:
     """Run every installed demo script in name order; the patients they made."""
-    from importlib.metadata import entry_points
+    from pathway.domain.plugins import entry_points_of
 
     patients: list[str] = []
-    for ep in sorted(entry_points(group=DEMOS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in entry_points_of(DEMOS_ENTRY_POINT_GROUP):
         patients += ep.load()(clinic, say)
     return patients

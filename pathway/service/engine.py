@@ -1,5 +1,6 @@
 """The service's maintenance jobs, built on its commands and queries: moving enrollments to
-another workflow version (`migrate`) and applying the automatic transitions (`sweep`).
+another workflow version (`migrate`), applying the automatic transitions (`sweep`) and
+reopening a closed episode whose close was entered in error (`reopen`).
 
 `Service` is the whole service layer: `pathway.Clinic` adds opening a database, the
 reports and the integrations.
@@ -9,13 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from pathway.domain import envelopes
-from pathway.domain.effects import MIGRATE
+from pathway.domain import asof, envelopes
+from pathway.domain.effects import MIGRATE, after_event, position_of, reopen_payload
 from pathway.domain.record import Enrollment, Event
-from pathway.domain.timeutil import When, effective, iso, utcnow
-from pathway.errors import ConcurrencyError, GuardRefused, InvalidInput, RoleRefused
+from pathway.domain.timeutil import When, days_between, effective, iso, local_day, utcnow
+from pathway.domain.verdicts import Failure, Verdict
+from pathway.errors import (
+    AlreadyEnrolled,
+    ConcurrencyError,
+    EnrollmentNotClosed,
+    GuardRefused,
+    InvalidInput,
+    InvalidTime,
+    RoleRefused,
+)
 from pathway.service.commands import Commands
+from pathway.service.inputs import MAX_REASON, check_text
 from pathway.service.results import Migrated, Transitioned
 
 
@@ -116,6 +128,154 @@ class Service(Commands):
                 role=role,
             )
             self._emit(tx, message, recorded)
+
+    def reopen(
+        self,
+        patient: str,
+        *,
+        reason: str,
+        at: When = None,
+        pathway: str | None = None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Transitioned:
+        """Reopen the patient's closed episode (the latest, of `pathway` when given): its
+        closing event, entered in error, is voided by a reopen event and the enrollment goes
+        back to the state it was in, its stay there going on from when it began. Reports,
+        clocks and the worklist then read the log as if the close had never happened; the
+        closing event stays in the log, marked voided (CLINICAL.md clarification 10).
+
+        Only within the workflow's `reopen.within_days` of the close, by its `reopen.roles`,
+        with a reason, and only the patient's latest episode in its region."""
+        actor, role = self._who(actor, role)
+        reason_text = check_text(reason, "--reason", MAX_REASON)
+        if not reason_text:
+            raise InvalidInput("--reason: say why the episode is reopened (what was entered in error)")
+        recorded = utcnow()
+        when = effective(at, recorded, zone=self.zone)
+        with self.store.write() as tx:
+            family = self._family(tx, patient)
+            closed = [e for e in family if not e.is_open and (pathway is None or e.pathway == pathway)]
+            if pathway is not None:
+                self.catalog.get(pathway)
+            if not closed:
+                raise EnrollmentNotClosed(
+                    "the patient has no closed episode"
+                    + (f" in {pathway}" if pathway else "")
+                    + ": only a closed episode can be reopened"
+                )
+            enrollment = max(closed, key=lambda e: (e.closed_at, e.id))
+            workflow = self.workflow_of(enrollment)
+            spec = workflow.declarations.reopen
+            if spec is None:
+                raise InvalidInput(f"{workflow.id} declares no reopen: its closed episodes stay closed")
+            if role not in spec.roles:
+                raise RoleRefused(
+                    f"cannot reopen in {workflow.id} as {role}: roles are {', '.join(spec.roles)}", spec.roles
+                )
+            region = self._region_of(enrollment) or enrollment.pathway
+            later = [
+                e
+                for e in family
+                if e.id != enrollment.id
+                and (self._region_of(e) or e.pathway) == region
+                and (e.is_open or e.opened_at >= enrollment.opened_at)
+            ]
+            if later:
+                raise AlreadyEnrolled(
+                    f"the patient has a later episode in {region} ({later[-1].pathway}, opened "
+                    f"{iso(later[-1].opened_at)}): episodes may not overlap, so this one stays closed"
+                )
+            events = tx.events_of([enrollment.id])
+            closing = events[-1]
+            if when < closing.effective_at:
+                raise InvalidTime(
+                    f"--at {iso(when)} is before the close ({iso(closing.effective_at)}); "
+                    "events must be in order"
+                )
+            waited = days_between(closing.effective_at, when, self.zone)
+            if waited > spec.within_days:
+                raise GuardRefused(
+                    f"cannot {spec.trigger}: the episode closed on "
+                    f"{iso(local_day(closing.effective_at, self.zone))}, {waited} days ago; "
+                    f"it can be reopened within {spec.within_days} days of the close",
+                    spec.trigger,
+                    [
+                        Verdict(
+                            spec.trigger,
+                            (
+                                Failure(
+                                    "reopen_days", f"closed {waited} days ago; at most {spec.within_days}"
+                                ),
+                            ),
+                        )
+                    ],
+                )
+            before = asof.replay(
+                enrollment, events[:-1], closing.effective_at, lambda v: self.catalog.get(workflow.id, v)
+            )
+            assert before is not None  # the enroll event came before the close
+            event = self._chained(
+                enrollment,
+                Event(
+                    enrollment_id=enrollment.id,
+                    seq=enrollment.last_seq + 1,
+                    trigger=spec.trigger,
+                    from_state=enrollment.state,
+                    to_state=closing.from_state or before.state,
+                    actor=actor,
+                    role=role,
+                    effective_at=when,
+                    recorded_at=recorded,
+                    reason=reason_text,
+                    payload=reopen_payload(position_of(before)),
+                    voids=closing.seq,
+                ),
+            )
+            tx.add_event(event)  # first: the database checks the enrollment follows its event
+            position = after_event(position_of(enrollment), event, before=workflow, after=workflow)
+            tx.save_state(enrollment, position, event.hash or "")
+            message = envelopes.reopened(
+                enrollment,
+                trigger=spec.trigger,
+                to_state=event.to_state,
+                seq=event.seq,
+                voids=closing.seq,
+                reason=reason_text,
+                effective=when,
+                recorded=recorded,
+                actor=actor,
+                role=role,
+            )
+            self._emit(tx, message, recorded)
+            return Transitioned(
+                enrollment.patient,
+                enrollment.pathway,
+                spec.trigger,
+                enrollment.state,
+                event.to_state,
+                when,
+                event.seq,
+            )
+
+    def advance(self, patient: str, trigger: str, **options: Any) -> Transitioned:
+        """`Commands.advance`; a workflow's reopen trigger (`reopen:` in its file) fired at a
+        closed episode is `reopen`."""
+        if self._reopens(trigger, options.get("pathway")):
+            reopened = {k: options[k] for k in ("at", "pathway", "actor", "role") if k in options}
+            try:
+                return self.reopen(patient, reason=options.get("reason") or "", **reopened)
+            except EnrollmentNotClosed:
+                pass  # an open episode: the trigger is judged as any other (and refused)
+        return super().advance(patient, trigger, **options)
+
+    def _reopens(self, trigger: str, pathway: str | None) -> bool:
+        workflows = (
+            [self.catalog.get(pathway)] if pathway and pathway in self.catalog.ids() else self.catalog.all()
+        )
+        return any(
+            w.declarations.reopen is not None and w.declarations.reopen.trigger == trigger for w in workflows
+        )
 
     def sweep(
         self,

@@ -10,7 +10,7 @@ from pathway.domain import asof
 from pathway.domain.definition import Workflow
 from pathway.domain.machine import TriggerCheck
 from pathway.domain.record import Enrollment, Event, Observation
-from pathway.domain.timeutil import When, days_between, local_day, to_utc
+from pathway.domain.timeutil import When, days_between, local_day, to_utc, utcnow
 from pathway.errors import InvalidInput
 from pathway.service.core import ServiceCore
 from pathway.service.results import Status, Summary
@@ -33,6 +33,7 @@ class Queries(ServiceCore):
         """Every trigger possible now (or just `trigger`) with pass/fail and every unmet
         criterion; changes nothing. `role` marks which the role may fire. With `at`, as
         the patient stood then."""
+        role = self.known_role(role)
         when = to_utc(at, zone=self.zone)
         with self.store.read() as tx:
             enrollment, family = self._resolve(
@@ -55,6 +56,19 @@ class Queries(ServiceCore):
                 tx, patient, pathway, for_write=False, at=None if at is None else when
             )
             return self._status(tx, enrollment, family, when, role=None)
+
+    def episodes(self, patient: str, *, pathway: str | None = None) -> list[Status]:
+        """Every episode of the patient (of one pathway, when given), oldest first."""
+        if pathway is not None:
+            self.catalog.get(pathway)
+        when = utcnow()
+        with self.store.read() as tx:
+            family = self._family(tx, patient)
+            return [
+                self._status(tx, e, family, when, role=None)
+                for e in family
+                if pathway is None or e.pathway == pathway
+            ]
 
     def _status(
         self,
@@ -86,6 +100,8 @@ class Queries(ServiceCore):
             **self._timing(workflow, enrollment, when, self.zone),
             timezone=getattr(self.zone, "key", "UTC"),
             since_day=local_day(enrollment.entered_state_at, self.zone),
+            identifier_system=enrollment.identifier_system,
+            referral=enrollment.referral,
         )
 
     @staticmethod

@@ -47,6 +47,10 @@ class Status:
     #: The clinic's time zone, in which `since_day` (and every day count) is a calendar date.
     timezone: str = "UTC"
     since_day: date | None = None
+    #: The system of the patient's identifier, when known (a FHIR import keeps it).
+    identifier_system: str | None = None
+    #: The referral the episode came from (see `Enrollment.referral`).
+    referral: tuple[str | None, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,10 @@ class Status:
             "triggers": [check_dict(c) for c in self.triggers],
             "timezone": self.timezone,
             "since_day": iso(self.since_day or self.since.date()),
+            "identifier_system": self.identifier_system,
+            "referral": None
+            if self.referral is None
+            else {"system": self.referral[0], "value": self.referral[1]},
         }
 
 
@@ -102,6 +110,13 @@ def event_dict(event: Event, patient: str | None = None, pathway: str | None = N
     if patient is not None:
         result = {"patient": patient, "pathway": pathway, **result}
     return result
+
+
+def event_dicts(events: list[Event]) -> list[dict[str, Any]]:
+    """`pathway history --json`: each event, a close a reopen voided marked `voided_by`
+    (the reopen's seq; null for every other)."""
+    voided_by = {e.voids: e.seq for e in events if e.voids is not None}
+    return [{**event_dict(e), "voided_by": voided_by.get(e.seq)} for e in events]
 
 
 def observation_dict(obs: Observation) -> dict[str, Any]:
@@ -179,7 +194,7 @@ class Migrated:
 def audit_entries(events: list[Event], observations: list[Observation]) -> list[dict[str, Any]]:
     """Who did what and when: every event, every recorded observation and every correction,
     in the order they were entered."""
-    entries: list[dict[str, Any]] = [{"type": "event", **event_dict(e)} for e in events]
+    entries: list[dict[str, Any]] = [{"type": "event", **d} for d in event_dicts(events)]
     for obs in observations:
         entries.append(
             {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -80,14 +81,14 @@ class Trip:
 @cache
 def installed_journeys() -> Mapping[str, Journey]:
     """Every journey contributed by an installed package, by name."""
-    from importlib.metadata import entry_points
+    from pathway.domain.plugins import entry_points_of
 
     found: dict[str, Journey] = {}
-    for ep in sorted(entry_points(group=JOURNEYS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in entry_points_of(JOURNEYS_ENTRY_POINT_GROUP):
         loaded = ep.load()
         items = loaded.items() if isinstance(loaded, Mapping) else [(ep.name, loaded)]
         for name, journey in items:
-            if name in found:
+            if name in found and found[name] is not journey:
                 raise DefinitionError(
                     f"entry point {JOURNEYS_ENTRY_POINT_GROUP}:{ep.name}",
                     [f"journey {name!r} is defined twice"],
@@ -154,7 +155,9 @@ def simulate(
 
     `batch` patients at a time run in a staged batch (`Clinic.batch(staged=True)`): the
     commands are the ordinary ones, kept in memory and written together; `staged=False`
-    runs them against the database one by one (same result, several times slower)."""
+    runs them against the database one by one, each committed on its own as a
+    coordinator's would be (same result, several times slower; a kill loses only the
+    command under way)."""
     workflow = clinic.catalog.get(pathway) if pathway is not None else clinic.catalog.default()
     journey = journey_of(workflow)
     until_at = datetime.combine(until or datetime.now(UTC).date(), datetime.min.time(), UTC)
@@ -168,7 +171,7 @@ def simulate(
     outcomes: Counter[str] = Counter()
     _refuse_a_second_cohort(clinic, f"{prefix}{seed}-{0:06d}", seed)
     for offset in range(0, patients, batch):
-        with clinic.batch(staged=staged):
+        with clinic.batch(staged=True) if staged else nullcontext():
             for i in range(offset, min(offset + batch, patients)):
                 rng = random.Random(f"{seed}:{i}")
                 arrival = datetime.combine(first, datetime.min.time(), UTC) + timedelta(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.domain import asof
 from pathway.domain.declarations import FollowUpSchedule, RttClock
+from pathway.domain.effects import live
 from pathway.domain.machine import GUARD_FAULT
 from pathway.domain.record import Event
 from pathway.domain.timeutil import days_between, iso
@@ -76,8 +77,9 @@ def worklist(clinic: Service, *, as_of: datetime, role: str | None = None) -> li
     for summary in clinic.list(open_only=True, at=as_of):
         workflow = clinic.catalog.get(summary.pathway, summary.version)
         declared = workflow.declarations
-        # As it stood at as_of (`list` replayed the state): later events are not yet known.
-        history = clinic.history(summary.patient, pathway=summary.pathway, at=as_of)
+        # As it stood at as_of (`list` replayed the state): later events are not yet known;
+        # a close that a reopen voided never happened, for the clocks.
+        history = live(clinic.history(summary.patient, pathway=summary.pathway, at=as_of))
         found: list[Item] = []
 
         def add(
@@ -144,7 +146,12 @@ def worklist(clinic: Service, *, as_of: datetime, role: str | None = None) -> li
             if check.allowed:
                 add("ready", f"ready: {check.trigger} -> {check.dest}", 200, check.trigger)
             elif not routine:
-                first = check.failures[0].message if check.failures else "a guard fails"
+                # A criterion only time will meet (a yearly limit) is named with its date,
+                # whatever else is still missing (CLINICAL.md clarification 5).
+                waits = [f for f in check.failures if f.not_before is not None]
+                first = (waits or list(check.failures))[0].message if check.failures else "a guard fails"
+                if waits:
+                    first = f"not before {iso(waits[0].not_before)}: {first}"
                 add("blocked", f"blocked: {check.trigger}: {first}", 100, check.trigger)
         items += found
     return sorted(items, key=lambda i: (-i.urgency, i.patient))

@@ -23,7 +23,7 @@ from pathway.domain import chain
 from pathway.domain.effects import ENROLL
 from pathway.domain.envelopes import OPENED, OpenedMany
 from pathway.domain.facts import Event
-from pathway.domain.timeutil import iso
+from pathway.domain.timeutil import from_storage, iso
 from pathway.store.rows import EventRow, NewEnrollmentRow, NewMessageRow, PatientRow, RowWriter, row_type
 from pathway.store.tables import enrollments, events
 
@@ -117,7 +117,7 @@ class BulkTx:
         state: str,
         at: datetime,
         chain_head: str,
-        referral: tuple[str, str] | None = None,
+        referral: tuple[str | None, str] | None = None,
     ) -> int:
         enrollment_id = self._id("enrollments")
         stamp = self.writer.time(at)
@@ -204,6 +204,23 @@ def enroll_many(
         return _enroll(bulk, batch, actor=actor, role=role, recorded=recorded)
     finally:
         tx.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+
+def episodes(tx: Tx, identifiers: Sequence[str]) -> dict[str, list[tuple[str, datetime, datetime | None]]]:
+    """(pathway, opened, closed) of every enrollment of those of `identifiers` already in the
+    database, by identifier: what a referral import checks new episodes against."""
+    db = RowWriter(tx)
+    ids = {row[1]: row[0] for row in db.patients(list(dict.fromkeys(identifiers)))}
+    found: dict[str, list[tuple[str, datetime, datetime | None]]] = {}
+    for patient_id, pathway, opened, closed in db.enrollments(list(ids)) if ids else ():
+        found.setdefault(ids[patient_id], []).append(
+            (pathway, _stored_time(opened), None if closed is None else _stored_time(closed))
+        )
+    return found
+
+
+def _stored_time(value: datetime | str) -> datetime:
+    return from_storage(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _enroll_entry(

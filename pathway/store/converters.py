@@ -36,6 +36,8 @@ def enrollment(m: Mapping[str, Any] | Any) -> Enrollment:
         last_event_at=_utc(m["last_event_at"]),
         last_seq=m["last_seq"],
         chain_head=m.get("chain_head"),
+        identifier_system=m.get("identifier_system"),
+        referral=None if m.get("referral_value") is None else (m.get("referral_system"), m["referral_value"]),
     )
 
 

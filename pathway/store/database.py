@@ -9,10 +9,12 @@ PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -92,11 +94,27 @@ def missing_sqlite_file(url: str) -> str | None:
     return None if Path(path).exists() else path
 
 
+def on_read_only_media(database: str | None) -> bool:
+    """Whether a SQLite file lies on a file system mounted read-only (a DVD, a snapshot,
+    a read-only volume): nothing can change it, so it is opened immutable."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return False
+    path = Path(database)
+    try:
+        return path.is_file() and bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _sqlite(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         folder = Path(database).expanduser().resolve().parent
         if not folder.is_dir():
             raise StoreError(f"--db: folder {str(folder)!r} does not exist")
+    if on_read_only_media(database):
+        # A WAL database needs its -shm file, which read-only media cannot hold; as the
+        # file cannot change, SQLite may read it as immutable (no locks, no -shm).
+        url = f"sqlite:///file:{quote(str(Path(str(database)).resolve()))}?immutable=1&uri=true"
     # Every unit of work ends in an explicit COMMIT or ROLLBACK, so the pool need not
     # issue another rollback when a connection is returned.
     engine = create_engine(

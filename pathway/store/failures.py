@@ -44,8 +44,13 @@ def translate(exc: BaseException) -> PathwayError:
     lowered = message.lower()
     if any(busy in lowered for busy in _BUSY):
         return ConcurrencyError(
-            "the database is busy: another change has held it longer than pathway waits "
-            "(30 s); nothing was written: retry"
+            "the database is busy: another change has held it longer than pathway waits; "
+            "nothing was written: retry"
+        )
+    if "readonly database" in lowered or "read-only" in lowered:
+        return StoreError(
+            "the database is read-only (read-only media, or no permission to write it): "
+            "read commands work, changes cannot be made here"
         )
     if state in _RACES or "unique constraint failed" in lowered:
         return ConcurrencyError(

@@ -52,7 +52,7 @@ class StagedTx:
         self.identifiers: dict[int, str] = {}  # patient id -> identifier
         self.created: dict[int, datetime] = {}  # patient id -> created_at
         self.enrollments: dict[int, Enrollment] = {}
-        self.referrals: dict[int, tuple[str, str]] = {}  # enrollment id -> the referral it came from
+        self.referrals: dict[int, tuple[str | None, str]] = {}  # enrollment id -> the referral it came from
         self.families: dict[int, list[int]] = {}  # patient id -> enrollment ids, oldest first
         self.events: list[Event] = []
         self.observations: list[Observation] = []
@@ -134,6 +134,10 @@ class StagedTx:
             enrollment = self.enrollments[enrollment_id]
             self._set(self.enrollments, enrollment_id, replace(enrollment, display_name=display_name))
 
+    def set_identifier_system(self, patient_id: int, system: str) -> None:
+        row = self.patients[self.identifiers[patient_id]]
+        self._set(self.patients, row.identifier, row._replace(identifier_system=system))
+
     # enrollments --------------------------------------------------------------------
     def enrollments_of(self, patient_id: int) -> list[Enrollment]:
         return [self.enrollments[i] for i in self.families.get(patient_id, ())]
@@ -155,7 +159,7 @@ class StagedTx:
         state: str,
         at: datetime,
         chain_head: str,
-        referral: tuple[str, str] | None = None,
+        referral: tuple[str | None, str] | None = None,
     ) -> int:
         patient = self.patients[self.identifiers[patient_id]]
         enrollment_id = self._id("enrollments")

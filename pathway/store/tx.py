@@ -31,6 +31,7 @@ _ENROLLMENT_COLUMNS = (
     enrollments,
     patients.c.identifier,
     patients.c.display_name,
+    patients.c.identifier_system,
 )
 
 
@@ -41,6 +42,7 @@ _ENROLLMENT_ORDER = (enrollments.c.opened_at, enrollments.c.id)
 _FIND_PATIENT = select(
     patients.c.id, patients.c.identifier, patients.c.display_name, patients.c.identifier_system
 ).where(patients.c.identifier == bindparam("identifier"))
+_FIND_PATIENT_LOCKED = _FIND_PATIENT.with_for_update()
 _ENROLLMENTS_OF_PATIENT = _ENROLLMENT_SELECT.where(
     enrollments.c.patient_id == bindparam("patient_id")
 ).order_by(*_ENROLLMENT_ORDER)
@@ -180,7 +182,11 @@ class Tx(OutboxQueries):
 
     # patients -----------------------------------------------------------------
     def find_patient(self, identifier: str) -> Any:
-        return self.conn.execute(_FIND_PATIENT, {"identifier": identifier}).first()
+        """The patient row, locked until the transaction ends on PostgreSQL (a writer's read:
+        two enrollments of one patient at once run one after the other, so the second sees
+        the first's episode; SQLite's write transactions already run one at a time)."""
+        statement = _FIND_PATIENT if self.fast is not None else _FIND_PATIENT_LOCKED
+        return self.conn.execute(statement, {"identifier": identifier}).first()
 
     def add_patient(
         self, identifier: str, display_name: str | None, at: datetime, system: str | None = None
@@ -253,7 +259,7 @@ class Tx(OutboxQueries):
         state: str,
         at: datetime,
         chain_head: str,
-        referral: tuple[str, str] | None = None,
+        referral: tuple[str | None, str] | None = None,
     ) -> int:
         # An error aborts the whole transaction, so no savepoint is needed: the
         # unit of work rolls back as the exception leaves it.

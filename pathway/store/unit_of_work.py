@@ -48,7 +48,7 @@ class Writes(Protocol):
         state: str,
         at: datetime,
         chain_head: str,
-        referral: tuple[str, str] | None = None,
+        referral: tuple[str | None, str] | None = None,
     ) -> int:
         """A new enrollment in `state`, its chain's head the hash of its enroll event (and the
         referral it came from: a system and a value)."""
@@ -65,6 +65,8 @@ class UnitOfWork(Writes, Protocol):
     """Everything `enroll`, `record`, `correct` and `advance` read and write."""
 
     def find_patient(self, identifier: str) -> PatientRow | None: ...
+
+    def set_identifier_system(self, patient_id: int, system: str) -> None: ...
 
     def enrollments_of(self, patient_id: int) -> list[Enrollment]: ...
 

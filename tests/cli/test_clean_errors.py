@@ -125,7 +125,7 @@ def test_who_is_acting_is_checked_not_replaced(tmp_path: Path) -> None:
             1,
             "error: role: empty: give one of coordinator, physician (--role or PATHWAY_ROLE)",
         ),
-        (["--role", "physican"], 3, "error: unknown role 'physican': the roles are coordinator, physician"),
+        (["--role", "physican"], 1, "error: --role: unknown role 'physican' (roles: coordinator, physician)"),
     ):
         result = CliRunner().invoke(cli, ["--db", db, *given, *enroll])
         assert (result.exit_code, result.stderr.strip()) == (code, message), given

@@ -57,7 +57,7 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert built.returncode == 0, built.stderr
-    (wheel,) = wheels.glob("pathway-*.whl")
+    (wheel,) = wheels.glob("pathway_clinic-*.whl")
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
     installed = subprocess.run(
@@ -220,3 +220,19 @@ def test_a_plugin_package_contributes_a_guard_to_a_local_pathway(fresh_env: Path
         check=False,
     )
     assert missing.returncode == 1 and "unknown guard 'consent_signed'" in missing.stderr
+
+
+def test_the_distribution_is_pathway_clinic_and_version_says_so() -> None:
+    """PyPI's "pathway" is another project: this one installs as pathway-clinic, keeping the
+    import name and the command (issue 14, item 13)."""
+    from importlib.metadata import distribution
+
+    import pathway
+
+    dist = distribution("pathway-clinic")
+    assert dist.version == pathway.__version__
+    scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"pathway": "pathway_cli.main:main"}
+    done = subprocess.run([console_script(), "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"pathway (distribution pathway-clinic) {pathway.__version__}"

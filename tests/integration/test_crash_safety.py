@@ -114,7 +114,7 @@ def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_pat
 def test_killing_a_simulation_never_leaves_half_a_command(tmp_path: Path) -> None:
     # Half the runs staged (500 patients a batch, so 1,200 patients make three batches),
     # half one command per transaction.
-    modes = {"staged": ["--patients", "1200"], "one-by-one": ["--patients", "400", "--one-by-one"]}
+    modes = {"staged": ["--patients", "1200"], "one-by-one": ["--patients", "150", "--one-by-one"]}
     # Time one whole run of each on this machine, so the kills land inside the run however
     # fast or slow (and however busy) the machine is: a fixed delay can miss it entirely.
     whole = {}

@@ -74,6 +74,11 @@ def test_pseudonymized_exports_hide_identifiers_and_free_text(
     text = out.getvalue()
     assert "E1" not in text and "Mr Smith" not in text
     assert pseudonym(KEY.encode(), "E1") in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert "dr.test" not in text  # the clinic's actor: staff are not named either
+    assert {line["actor"] for line in lines} == {pseudonym(KEY.encode(), "dr.test", "actor")}
+    enrollments = {line["enrollment"] for line in lines}
+    assert len(enrollments) == 2 and all(str(e).startswith("E-") for e in enrollments)
     again = io.StringIO()
     clinic.export_events(again, "jsonl", pseudonymize=True)
     assert again.getvalue() == text  # the same key, the same pseudonyms

@@ -6,6 +6,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -58,3 +59,27 @@ def test_simulate_cli(tmp_path: Path) -> None:
     assert sum(json.loads(result.output).values()) == 20
     bad = CliRunner().invoke(cli, ["--db", db, "simulate", "--patients", "0"])
     assert bad.exit_code == 2
+
+
+def test_one_by_one_commits_each_command_on_its_own(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill during `simulate --one-by-one` loses only the command under way: every
+    command made before it is in the database (a batch of 500 would have lost them all)."""
+    from pathway.service import simulate as module
+
+    passed = {"made": 0, "kept": 0}
+    original = module.Trip.advance
+
+    def advance(self: module.Trip, trigger: str, role: str, reason: str | None = None) -> bool:
+        passed["made"] += 1
+        if passed["made"] == 40:  # the 40th advance is "killed" before it writes
+            raise KeyboardInterrupt
+        done = original(self, trigger, role, reason)
+        passed["kept"] += done
+        return done
+
+    monkeypatch.setattr(module.Trip, "advance", advance)
+    with Clinic.open(db_url, actor="sim") as clinic, pytest.raises(KeyboardInterrupt):
+        simulate(clinic, 30, seed=8, until=date(2026, 11, 1), staged=False)
+    with Clinic.open(db_url) as clinic, clinic.store.read() as tx:
+        stored = tx.conn.execute(text("SELECT count(*) FROM events WHERE trigger <> 'enroll'")).scalar()
+    assert stored == passed["kept"] > 20

@@ -504,6 +504,9 @@ def test_at_most_two_ablations_in_12_months_across_episodes(
     assert verdict.passed is ok
     if not ok:
         assert criteria(verdict) == {"ablations_per_year"}
+        (failure,) = verdict.failures  # clarification 5: the first date it would be allowed
+        assert failure.not_before == day("2026-03-11")
+        assert "the first date it is allowed is 2026-03-11" in failure.message
 
 
 def test_a_missing_safety_check_fails(patient: Patient) -> None:

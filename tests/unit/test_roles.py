@@ -88,7 +88,7 @@ def test_each_observation_kind_admits_its_roles_and_refuses_others(
                 clinic.record("P1", kind.name, {}, role=role)  # type: ignore[attr-defined]
         # A role that no pathway has (a typo) is named as unknown, with the roles there are.
         with pytest.raises(
-            RoleRefused, match="unknown role 'receptionist': the roles are coordinator, physician"
+            InvalidInput, match=r"--role: unknown role 'receptionist' \(roles: coordinator, physician\)"
         ):
             clinic.record("P1", kind.name, {}, role="receptionist")  # type: ignore[attr-defined]
         assert clinic.observations("P1") == []

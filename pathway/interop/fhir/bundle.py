@@ -1,18 +1,23 @@
-"""FHIR R4B export: one enrollment as a `collection` Bundle.
+"""FHIR R4B export: one enrollment as a `collection` Bundle (or a `transaction` of
+conditional creates, `as_transaction`).
 
 Every entry has a `urn:uuid:` fullUrl derived from the enrollment (a repeated export
 gives the same ids) and every reference points inside the bundle:
 
-- Patient: identifier `PATIENT_SYSTEM` | the patient's identifier, and the display name.
+- Patient: the patient's identifier, with the system it was imported with (else the
+  clinic's `patient-system` setting, else none), and the display name.
 - EpisodeOfCare: the enrollment; its status and statusHistory follow the event log
-  through `episode_status` (the mapping is in `EPISODE_STATUS_DOC`).
+  through `episode_status` (the mapping is in `EPISODE_STATUS_DOC`); `referralRequest`
+  names the ServiceRequest it came from by its identifier.
 - CarePlan: instantiates `PLAN_DEFINITION_BASE/<pathway>|<version>`; its activities
   are the Tasks.
 - Task: one per stay in a state, `completed` for past stays and a terminal state
   reached, `in-progress` for the current stay.
 - Procedure: one per observation of a kind the workflow's `fhir.procedures` names (its
   code, levels as bodySite, laterality as a project extension), and one per further
-  level with the add-on code, `partOf` the first.
+  level with the add-on code, `partOf` the first. A kind with `performed_by` is
+  `completed` only when that trigger succeeded on the observation's day (clinic time
+  zone); a refused attempt's record is `not-done`, without add-on codes.
 - Observation: each score the workflow's `fhir.scores` names, with its code.
 
 Observations marked entered-in-error are exported with status `entered-in-error`, so a
@@ -24,11 +29,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from pathway.domain.declarations import Coding, ProcedureCodes
+from pathway.domain.effects import live
 from pathway.domain.timeutil import iso
+from pathway.errors import InvalidInput
 from pathway.interop.fhir.check import validate_bundle
 from pathway.interop.fhir.codes import (
     BASE,
@@ -47,6 +54,7 @@ from pathway.interop.fhir.codes import (
     episode_status,
     system_url,
 )
+from pathway.interop.fhir.transaction import as_transaction
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
@@ -117,18 +125,23 @@ def _level_fields(obs: Observation, workflow: Workflow) -> list[str]:
 
 
 def _procedures(
-    obs: Observation, workflow: Workflow, codes: ProcedureCodes, refs: Mapping[str, str], key: tuple[Any, ...]
+    obs: Observation,
+    workflow: Workflow,
+    codes: ProcedureCodes,
+    refs: Mapping[str, str],
+    key: tuple[Any, ...],
+    done: bool,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The Procedure of one observation of a procedure kind, and for each level after the
     first, a Procedure with the add-on code that is `partOf` it (billing codes a second
-    level separately)."""
+    level separately). `done`: whether it was performed (not a refused attempt's record)."""
     levels = [str(v) for name in _level_fields(obs, workflow) for v in obs.get(name, ())]
     side = str(obs.get(codes.laterality, "")) if codes.laterality else ""
     url = _urn(*key, "procedure", obs.id)
-    yield url, _procedure(obs, workflow, codes, refs, codes.code, levels, side, str(obs.id))
-    if codes.add_on is not None:
+    yield url, _procedure(obs, workflow, codes, refs, codes.code, levels, side, str(obs.id), done)
+    if codes.add_on is not None and done:  # nothing to bill for a procedure not done
         for n, level in enumerate(levels[1:], start=2):
-            extra = _procedure(obs, workflow, codes, refs, codes.add_on, [level], side, f"{obs.id}/{n}")
+            extra = _procedure(obs, workflow, codes, refs, codes.add_on, [level], side, f"{obs.id}/{n}", done)
             extra["partOf"] = [_ref(url)]
             yield _urn(*key, "procedure", obs.id, n), extra
 
@@ -142,6 +155,7 @@ def _procedure(
     levels: list[str],
     side: str,
     identifier: str,
+    done: bool,
 ) -> dict[str, Any]:
     codings = []
     if code is not None:
@@ -151,7 +165,7 @@ def _procedure(
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
         "identifier": [{"system": OBSERVATION_SYSTEM, "value": identifier}],
-        "status": "entered-in-error" if obs.entered_in_error else "completed",
+        "status": "entered-in-error" if obs.entered_in_error else "completed" if done else "not-done",
         "code": {"coding": codings, "text": text},
         "subject": _ref(refs["patient"]),
         "basedOn": [_ref(refs["careplan"])],
@@ -216,6 +230,16 @@ def _scores(
         yield f"{obs.id}/{name}", resource
 
 
+def _referral_request(status: Status) -> dict[str, Any]:
+    """EpisodeOfCare.referralRequest: the ServiceRequest the episode came from, by its
+    identifier (a referral without one is known only by a hash, not sent)."""
+    if status.referral is None or status.referral[1].startswith("sha256:"):
+        return {}
+    system, value = status.referral
+    identifier = {"system": system, "value": value} if system else {"value": value}
+    return {"referralRequest": [{"type": "ServiceRequest", "identifier": identifier}]}
+
+
 def build_bundle(
     status: Status,
     workflow: Workflow,
@@ -223,8 +247,13 @@ def build_bundle(
     observations: list[Observation],
     *,
     now: datetime | None = None,
+    zone: tzinfo = UTC,
+    patient_system: str | None = None,
 ) -> dict[str, Any]:
-    """The Bundle of one enrollment as JSON-ready data (not yet validated or checked)."""
+    """The Bundle of one enrollment as JSON-ready data (not yet validated or checked);
+    `zone` is the clinic's (the calendar day a procedure and its event share). The
+    patient's identifier has the system it came with, else `patient_system` (the clinic's
+    setting), else none."""
     key = (PATIENT_SYSTEM, status.patient, "enrollment", status.enrollment_id)
     refs = {
         "patient": _urn(PATIENT_SYSTEM, status.patient),
@@ -232,9 +261,10 @@ def build_bundle(
         "careplan": _urn(*key, "careplan"),
     }
     entries: list[tuple[str, dict[str, Any]]] = []
+    system = status.identifier_system or patient_system
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "identifier": [{"system": PATIENT_SYSTEM, "value": status.patient}],
+        "identifier": [{"system": system, "value": status.patient} if system else {"value": status.patient}],
     }
     if status.name:
         patient["name"] = [{"text": status.name}]
@@ -252,6 +282,7 @@ def build_bundle(
                 "type": [_code(PATHWAY_CODES, workflow.id, workflow.title)],
                 "patient": _ref(refs["patient"]),
                 "period": _period(status.opened_at, status.closed_at),
+                **_referral_request(status),
             },
         )
     )
@@ -298,9 +329,13 @@ def build_bundle(
     entries.extend(tasks)
 
     procedures = workflow.declarations.fhir.procedures
+    performed = {(e.trigger, e.effective_at.astimezone(zone).date()) for e in events}
     for obs in sorted(observations, key=lambda o: (o.effective_at, o.id)):
         if obs.kind in procedures:
-            entries.extend(_procedures(obs, workflow, procedures[obs.kind], refs, key))
+            codes = procedures[obs.kind]
+            day = obs.effective_at.astimezone(zone).date()
+            done = codes.performed_by is None or (codes.performed_by, day) in performed
+            entries.extend(_procedures(obs, workflow, codes, refs, key, done))
         for suffix, resource in _scores(obs, workflow, refs):
             entries.append((_urn(*key, "observation", suffix), resource))
 
@@ -312,23 +347,48 @@ def build_bundle(
     }
 
 
+BUNDLE_TYPES = ("collection", "transaction")
+
+
 def export_bundle(
-    clinic: Service, patient: str, *, pathway: str | None = None, now: datetime | None = None
+    clinic: Service,
+    patient: str,
+    *,
+    pathway: str | None = None,
+    now: datetime | None = None,
+    type: str = "collection",
 ) -> Bundle:
     """The patient's enrollment (the open one, chosen by `pathway` when several; else the
-    latest closed one) as a checked FHIR R4B Bundle."""
+    latest closed one) as a checked FHIR R4B Bundle: a `collection`, or a `transaction`
+    of conditional creates for a FHIR server (`as_transaction`)."""
+    if type not in BUNDLE_TYPES:
+        raise InvalidInput(f"--type: {type!r} is not one of {', '.join(BUNDLE_TYPES)}")
     status = clinic.status(patient, pathway=pathway)
     workflow = clinic.catalog.get(status.pathway, status.version)
-    events = clinic.history(patient, pathway=status.pathway)
+    events = live(clinic.history(patient, pathway=status.pathway))  # a voided close never happened
     observations = clinic.observations(patient, pathway=status.pathway)
-    return validate_bundle(build_bundle(status, workflow, events, observations, now=now))
+    data = build_bundle(
+        status,
+        workflow,
+        events,
+        observations,
+        now=now,
+        zone=clinic.zone,
+        patient_system=clinic.store.settings.get("patient-system"),
+    )
+    return validate_bundle(as_transaction(data) if type == "transaction" else data)
 
 
 def export_json(
-    clinic: Service, patient: str, *, pathway: str | None = None, now: datetime | None = None
+    clinic: Service,
+    patient: str,
+    *,
+    pathway: str | None = None,
+    now: datetime | None = None,
+    type: str = "collection",
 ) -> str:
     """`export_bundle` as indented JSON text."""
-    bundle = export_bundle(clinic, patient, pathway=pathway, now=now)
+    bundle = export_bundle(clinic, patient, pathway=pathway, now=now, type=type)
     return bundle.model_dump_json(by_alias=True, exclude_none=True, indent=2)
 
 

@@ -3,14 +3,16 @@ with its Patient); see `import_referral`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pathway.domain.fields import CONTROL, LINE_BREAKS
 from pathway.domain.timeutil import effective, utcnow
-from pathway.errors import InvalidInput, NotFound
+from pathway.errors import AlreadyEnrolled, ConcurrencyError, InvalidInput, NotFound
 from pathway.interop.fhir.check import pydantic_problem, shorter
 from pathway.interop.fhir.codes import ORDER_INTENTS, PATIENT_SYSTEM, PLAN_DEFINITION_BASE
 
@@ -76,19 +78,47 @@ def _parse(model: Any, data: Mapping[str, Any], what: str) -> Any:
         raise InvalidInput(f"invalid FHIR {what}: not a readable resource ({type(exc).__name__})") from None
 
 
-def _identifier(identifiers: Any, where: str) -> str:
-    values = [(i.get("system"), i.get("value")) for i in identifiers or () if isinstance(i, Mapping)]
-    values = [(s, v) for s, v in values if isinstance(v, str) and v]
-    ours = [v for s, v in values if s == PATIENT_SYSTEM]
-    if ours:
-        return str(ours[0])
+def _identifier(identifiers: Any, where: str, systems: tuple[str, ...]) -> tuple[str | None, str]:
+    """(system, value) of the patient's identifier: the one with the first of `systems` (the
+    clinic's patient-system setting, then this project's), else the only one there is."""
+    given = [(i.get("system"), i.get("value")) for i in identifiers or () if isinstance(i, Mapping)]
+    values: list[tuple[str | None, str]] = [
+        (s if isinstance(s, str) and s else None, v) for s, v in given if isinstance(v, str) and v
+    ]
+    for system in systems:
+        ours = [v for s, v in values if s == system]
+        if ours:
+            return _kept(system, ours[0], where)
     if len(values) == 1:
-        return str(values[0][1])
+        return _kept(values[0][0], values[0][1], where)
+    expected = " or ".join(systems)
     if not values:
-        raise InvalidInput(f"{where}: the patient has no identifier (expected system {PATIENT_SYSTEM})")
-    raise InvalidInput(
-        f"{where}: the patient has {len(values)} identifiers and none with system {PATIENT_SYSTEM}"
-    )
+        raise InvalidInput(f"{where}: the patient has no identifier (expected system {expected})")
+    raise InvalidInput(f"{where}: the patient has {len(values)} identifiers and none with system {expected}")
+
+
+def _kept(system: str | None, value: str, where: str) -> tuple[str | None, str]:
+    """An identifier as it is stored: one line of printable text, a system of 255 characters
+    at most (the value is checked as any patient identifier is)."""
+    if system is not None and (len(system) > 255 or CONTROL.search(system) or LINE_BREAKS.search(system)):
+        raise InvalidInput(f"{where}.system: expected a URI of at most 255 printable characters")
+    return system, value
+
+
+def _referral_key(request: Mapping[str, Any]) -> tuple[str | None, str]:
+    """What names the referral: the ServiceRequest's first identifier (system, value), or
+    for one without, (None, "sha256:" + a hash of its content): sent again, it is the same."""
+    for given in request.get("identifier") or ():
+        value = given.get("value") if isinstance(given, Mapping) else None
+        if isinstance(value, str) and value:
+            system = given.get("system") if isinstance(given.get("system"), str) else None
+            where = "ServiceRequest.identifier"
+            if len(value) > 255 or CONTROL.search(value) or LINE_BREAKS.search(value):
+                raise InvalidInput(f"{where}.value: expected at most 255 printable characters on one line")
+            return _kept(system or None, value, where)
+    content = {k: v for k, v in request.items() if k not in ("meta", "text")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return None, "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _name(patient: Mapping[str, Any] | None) -> str | None:
@@ -145,8 +175,10 @@ def _referral_parts(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping
     return request, patient
 
 
-def referral_of(data: Any) -> dict[str, Any]:
-    """What a referral asks for: `patient`, `pathway`, `at` (authoredOn or None) and `name`.
+def referral_of(data: Any, patient_system: str | None = None) -> dict[str, Any]:
+    """What a referral asks for: `patient` and its `system`, `pathway`, `at` (authoredOn or
+    None), `name` and `referral` (what names it: see `_referral_key`). `patient_system`
+    (the clinic's setting) is the identifier system looked for first.
 
     Raises `InvalidInput` for anything that is not a valid active referral."""
     if not isinstance(data, Mapping):
@@ -161,11 +193,12 @@ def referral_of(data: Any) -> dict[str, Any]:
             f"ServiceRequest.intent: {_shown(request.get('intent'))} is not a referral "
             f"(expected {', '.join(ORDER_INTENTS)}; a proposal or plan is not yet a referral)"
         )
+    systems = tuple(dict.fromkeys(s for s in (patient_system, PATIENT_SYSTEM) if s))
     if patient is not None:
-        identifier = _identifier(patient.get("identifier"), "Patient.identifier")
+        system, identifier = _identifier(patient.get("identifier"), "Patient.identifier", systems)
     else:
-        identifier = _identifier(
-            [(request.get("subject") or {}).get("identifier")], "ServiceRequest.subject.identifier"
+        system, identifier = _identifier(
+            [(request.get("subject") or {}).get("identifier")], "ServiceRequest.subject.identifier", systems
         )
     pathway = None
     plans = [str(c) for c in request.get("instantiatesCanonical") or ()]
@@ -186,6 +219,8 @@ def referral_of(data: Any) -> dict[str, Any]:
     authored = request.get("authoredOn")
     return {
         "patient": identifier,
+        "system": system,
+        "referral": _referral_key(request),
         "pathway": pathway,
         "versions": versions,
         "at": effective(authored, utcnow(), name="ServiceRequest.authoredOn") if authored else None,
@@ -207,10 +242,14 @@ def import_referral(clinic: Service, data: Any) -> Status:
 
 
 def enroll_referral(clinic: Service, data: Any) -> tuple[Status, bool]:
-    """`import_referral`, and whether it enrolled: the same referral sent again (the patient
-    already enrolled in the pathway at its `authoredOn`) changes nothing and returns
-    (that enrollment's status, False), as `import referrals` skips a row seen before."""
-    referral = referral_of(data)
+    """`import_referral`, and whether it enrolled: the same referral sent again changes
+    nothing and returns (that enrollment's status, False), as `import referrals` skips a row
+    seen before. The same referral is one with the same ServiceRequest identifier (or, for
+    one without, the same content); a different identifier is a different referral.
+
+    The patient's identifier system and the referral's identifier are kept (FHIR export
+    gives them back). Two imports of one referral at the same moment enroll once."""
+    referral = referral_of(data, clinic.store.settings.get("patient-system"))
     if referral["pathway"] is None:
         referral["pathway"] = clinic.catalog.default().id
     for version in referral["versions"]:
@@ -222,17 +261,40 @@ def enroll_referral(clinic: Service, data: Any) -> tuple[Status, bool]:
                 f"ServiceRequest.instantiatesCanonical: {referral['pathway']} has no version "
                 f"{_shown(version)} here (versions: {known})"
             ) from None
-    if referral["at"] is not None:
-        # Seen before: the patient's latest episode in the pathway began at this referral
-        # (open or since closed, as `import referrals` skips a row it has enrolled before).
+    for attempt in (1, 2):
+        seen = _seen(clinic, referral)
+        if seen is not None:
+            return seen, False
         try:
-            latest = clinic.status(referral["patient"], pathway=referral["pathway"])
-        except NotFound:
-            latest = None
-        if latest is not None and latest.opened_at == referral["at"]:
-            return latest, False
-    status = clinic.enroll(referral["patient"], referral["pathway"], name=referral["name"], at=referral["at"])
-    return status, True
+            status = clinic.enroll(
+                referral["patient"],
+                referral["pathway"],
+                name=referral["name"],
+                at=referral["at"],
+                identifier_system=referral["system"],
+                referral=referral["referral"],
+            )
+            return status, True
+        except (AlreadyEnrolled, ConcurrencyError):
+            if attempt == 2:  # another import of this referral may have enrolled it meanwhile
+                raise
+    raise AssertionError("unreachable")
+
+
+def _seen(clinic: Service, referral: Mapping[str, Any]) -> Status | None:
+    """The patient's episode in the pathway that came from this referral, if there is one:
+    one stored with its identifier, or (imported before identifiers were kept) one that
+    began at its authoredOn."""
+    try:
+        episodes = clinic.episodes(referral["patient"], pathway=referral["pathway"])
+    except NotFound:
+        return None
+    for episode in reversed(episodes):
+        if episode.referral == referral["referral"]:
+            return episode
+        if episode.referral is None and referral["at"] is not None and episode.opened_at == referral["at"]:
+            return episode
+    return None
 
 
 def import_file(clinic: Service, path: str | Path) -> Status:
