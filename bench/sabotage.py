@@ -82,6 +82,8 @@ RACES = INTEGRATION + "test_races_and_faults.py::"
 
 REPOSITORY = "pathway/store/repository.py"
 TX = "pathway/store/tx.py"
+STATEMENTS = "pathway/store/statements.py"
+ENROLLING = "pathway/service/enrolling.py"
 DATABASE = "pathway/store/database.py"
 MIGRATION = "pathway/store/migrations/versions/0001_initial.py"
 CORRECTION_AUDIT = "pathway/store/migrations/versions/0004_correction_audit.py"
@@ -100,7 +102,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "holding a stale read overwrites a concurrent change instead of getting ConcurrencyError",
         (
             Edit(
-                TX,
+                STATEMENTS,
                 'enrollments.c.version == bindparam("b_expected"),',
                 '(enrollments.c.version == bindparam("b_expected"))'
                 " | (enrollments.c.id == enrollments.c.id),",
@@ -193,9 +195,9 @@ SABOTAGES: tuple[Sabotage, ...] = (
             ),
             Edit(
                 TX,
-                '        self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())\n',
+                '        self._execute_write("insert_outbox", q.INSERT_OUTBOX, row._asdict())\n',
                 "        self.later.append(  # SABOTAGE\n"
-                '            lambda: self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())\n'
+                '            lambda: self._execute_write("insert_outbox", q.INSERT_OUTBOX, row._asdict())\n'
                 "        )\n",
             ),
             Edit(
@@ -352,7 +354,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
         "Clinic.enroll enrolls as any role, even one the pathway does not name",
         (
             Edit(
-                COMMANDS,
+                ENROLLING,
                 "        if role not in workflow.roles:\n            raise RoleRefused(\n"
                 '                f"cannot enroll in {pathway} as {role}',
                 "        if False:  # SABOTAGE\n            raise RoleRefused(\n"

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pathway.domain.facts import Event
 from pathway.domain.timeutil import iso
 
 GENESIS = "0" * 64
@@ -164,3 +165,23 @@ def correction_entry(
         "effective_at": effective_at,
         "recorded_at": recorded_at,
     }
+
+
+def of_event(patient: str, pathway: str, event: Event) -> dict[str, Any]:
+    """The chain entry of `event`, a change to the enrollment of `patient` in `pathway`."""
+    return event_entry(
+        patient=patient,
+        pathway=pathway,
+        chain_seq=event.chain_seq or 0,
+        seq=event.seq,
+        trigger=event.trigger,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        actor=event.actor,
+        role=event.role,
+        effective_at=event.effective_at,
+        recorded_at=event.recorded_at,
+        reason=event.reason,
+        payload=event.payload,
+        voids=event.voids,
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pathway.definitions.catalog import Catalog
+from pathway.domain.episodes import overlap
 from pathway.domain.fields import CONTROL, LINE_BREAKS
 from pathway.domain.timeutil import effective, iso, utcnow
 from pathway.errors import ConcurrencyError, InvalidInput, PathwayError
@@ -244,25 +245,26 @@ def overlaps(
         known = episodes(tx, [r.patient for r in referrals])
     problems: list[tuple[int, str]] = []
     for r in referrals if known else ():
-        mine = [(p, o, c) for p, o, c in known.get(r.patient, ()) if region(p) == region(r.pathway)]
-        if any(p == r.pathway and (c is None or o == r.referred_at) for p, o, c in mine):
+        mine = known.get(r.patient, [])
+        if any(
+            e.pathway == r.pathway and (e.closed_at is None or e.opened_at == r.referred_at) for e in mine
+        ):
             continue  # skipped by write: nobody is enrolled twice
-        open_elsewhere = sorted(p for p, _, c in mine if c is None)
-        closed = max((c for _, _, c in mine if c is not None), default=None)
-        if open_elsewhere:
+        found = overlap(mine, r.pathway, r.referred_at, region)
+        if found is not None and found.open is not None:
             problems.append(
                 (
                     r.line,
-                    f"line {r.line}: patient: has an open episode in {open_elsewhere[0]} "
-                    f"({region(r.pathway)}): episodes in one region may not overlap",
+                    f"line {r.line}: patient: has an open episode in {found.open.pathway} "
+                    f"({found.region}): episodes in one region may not overlap",
                 )
             )
-        elif closed is not None and r.referred_at < closed:
+        elif found is not None and found.closed_at is not None:
             problems.append(
                 (
                     r.line,
                     f"line {r.line}: referred_at: before the patient's previous episode in "
-                    f"{region(r.pathway)} closed ({iso(closed)}): episodes may not overlap",
+                    f"{found.region} closed ({iso(found.closed_at)}): episodes may not overlap",
                 )
             )
     return problems

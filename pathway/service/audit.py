@@ -51,21 +51,7 @@ def _entries(enrollment: Enrollment, events: list[Event], observations: list[Obs
     where = {"patient": enrollment.patient, "pathway": enrollment.pathway}
     found: list[Any] = []
     for e in events:
-        entry = chain.event_entry(
-            **where,
-            chain_seq=e.chain_seq or 0,
-            seq=e.seq,
-            trigger=e.trigger,
-            from_state=e.from_state,
-            to_state=e.to_state,
-            actor=e.actor,
-            role=e.role,
-            effective_at=e.effective_at,
-            recorded_at=e.recorded_at,
-            reason=e.reason,
-            payload=e.payload,
-            voids=e.voids,
-        )
+        entry = chain.of_event(enrollment.patient, enrollment.pathway, e)
         found.append((e.chain_seq, e.hash, f"event {e.seq} ({e.trigger})", entry))
     for o in observations:
         entry = chain.observation_entry(

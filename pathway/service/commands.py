@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from pathway.domain import chain, envelopes, fields
-from pathway.domain.definition import Workflow
-from pathway.domain.effects import ENROLL, after_event, position_of
+from pathway.domain.effects import after_event, position_of
 from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import When, effective, iso, local_day, utcnow
 from pathway.domain.verdicts import refusal
 from pathway.errors import (
-    AlreadyEnrolled,
     ConcurrencyError,
     GuardRefused,
     InvalidInput,
@@ -26,171 +23,23 @@ from pathway.errors import (
     NotFound,
     RoleRefused,
 )
-from pathway.service.inputs import MAX_NAME, MAX_REASON, check_patient_id, check_text
-from pathway.service.queries import Queries
-from pathway.service.results import Status, Transitioned
-from pathway.store.repository import Tx
+from pathway.service.enrolling import Enrolling
+from pathway.service.inputs import MAX_REASON, check_patient_id, check_text
+from pathway.service.results import Transitioned
 
 
-class Commands(Queries):
-    """enroll, record, correct and advance (see `pathway.Clinic`)."""
-
-    def _refuse_overlap(self, family: list[Enrollment], workflow: Workflow, when: datetime) -> None:
-        """A new episode may not overlap the patient's others in the same region: none may be
-        open, and it may not start before the latest of them closed (clarification 8)."""
-        region = workflow.region or workflow.id
-        same = [e for e in family if (self._region_of(e) or e.pathway) == region]
-        for existing in same:
-            if existing.is_open:
-                where = workflow.id if existing.pathway == workflow.id else f"{existing.pathway} ({region})"
-                raise AlreadyEnrolled(
-                    f"the patient already has an open enrollment in {where} ({existing.state} since "
-                    f"{iso(existing.entered_state_at)}): episodes in one region may not overlap"
-                )
-        closed = max((e.closed_at for e in same if e.closed_at is not None), default=None)
-        if closed is not None and when < closed:
-            raise InvalidTime(
-                f"--at {iso(when)} is before the patient's previous episode in {region} closed "
-                f"({iso(closed)}): episodes may not overlap"
-            )
+class Commands(Enrolling):
+    """enroll (see `enrolling`), record, correct and advance (see `pathway.Clinic`)."""
 
     @staticmethod
     def _chained(enrollment: Enrollment, event: Event) -> Event:
         """`event`, the enrollment's next change, with its place and hash in the chain."""
         place = enrollment.version + 1
         placed = replace(event, chain_seq=place)
-        head = chain.link(enrollment.chain_head, _event_entry(enrollment.patient, enrollment.pathway, placed))
+        head = chain.link(
+            enrollment.chain_head, chain.of_event(enrollment.patient, enrollment.pathway, placed)
+        )
         return replace(placed, hash=head)
-
-    def enroll(
-        self,
-        patient: str,
-        pathway: str,
-        *,
-        profile: str | None = None,
-        name: str | None = None,
-        at: When = None,
-        actor: str | None = None,
-        role: str | None = None,
-        identifier_system: str | None = None,
-        referral: tuple[str | None, str] | None = None,
-    ) -> Status:
-        """Enroll `patient` (an external identifier such as an MRN) in `pathway` at its
-        latest version; the patient is created on first enrollment. A new episode may
-        start once the previous one of the patient in the same region closed.
-
-        `identifier_system` (the system of the patient's identifier) is kept for a new
-        patient, or one without a system yet; `referral` (system, value) names the
-        referral the episode comes from (FHIR import keeps a ServiceRequest's identifier)."""
-        check_patient_id(patient)
-        name = check_text(name, "name", MAX_NAME, one_line=True)
-        actor, role = self._who(actor, role)
-        workflow = self.catalog.get(pathway)
-        profile = profile or workflow.default_profile
-        if profile not in workflow.profiles:
-            raise InvalidInput(
-                f"--profile: unknown profile {profile!r} for {pathway} "
-                f"(profiles: {', '.join(workflow.profiles)})"
-            )
-        if role not in workflow.roles:
-            raise RoleRefused(
-                f"cannot enroll in {pathway} as {role}: roles are {', '.join(workflow.roles)}",
-                workflow.roles,
-            )
-        recorded = utcnow()
-        when = effective(at, recorded, zone=self.zone)
-        for attempt in (1, 2):
-            try:
-                with self.store.write() as tx:
-                    return self._enroll_in(
-                        tx,
-                        patient,
-                        workflow,
-                        profile,
-                        name,
-                        actor,
-                        role,
-                        when,
-                        recorded,
-                        identifier_system,
-                        referral,
-                    )
-            except ConcurrencyError:
-                # The patient was added by another enrollment at the same moment (PostgreSQL:
-                # their row became visible only as it committed): once more, now seeing them.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _enroll_in(
-        self,
-        tx: Tx,
-        patient: str,
-        workflow: Workflow,
-        profile: str,
-        name: str | None,
-        actor: str,
-        role: str,
-        when: datetime,
-        recorded: datetime,
-        identifier_system: str | None,
-        referral: tuple[str | None, str] | None,
-    ) -> Status:
-        row = tx.find_patient(patient)
-        if row is None:
-            patient_id = tx.add_patient(patient, name, recorded, system=identifier_system)
-        else:
-            patient_id = row.id
-            known_system = row.identifier_system
-            if identifier_system and known_system and identifier_system != known_system:
-                raise InvalidInput(
-                    f"the patient is known with identifier system {known_system}, not "
-                    f"{identifier_system}: check the identifier"
-                )
-            self._refuse_overlap(tx.enrollments_of(patient_id), workflow, when)
-            if name and name != row.display_name:
-                tx.set_display_name(patient_id, name)
-            if identifier_system and not known_system:
-                tx.set_identifier_system(patient_id, identifier_system)
-        event = Event(
-            enrollment_id=0,
-            seq=1,
-            trigger=ENROLL,
-            from_state=None,
-            to_state=workflow.initial,
-            actor=actor,
-            role=role,
-            effective_at=when,
-            recorded_at=recorded,
-            payload={"profile": profile},
-            chain_seq=1,
-        )
-        head = chain.link(None, _event_entry(patient, workflow.id, event))
-        enrollment_id = tx.add_enrollment(
-            patient_id=patient_id,
-            pathway=workflow.id,
-            version=workflow.version,
-            profile=profile,
-            state=workflow.initial,
-            at=when,
-            chain_head=head,
-            referral=referral,
-        )
-        enrollment = tx.enrollment(enrollment_id)
-        tx.add_event(replace(event, enrollment_id=enrollment_id, hash=head))
-        message = envelopes.opened(
-            enrollment=enrollment.id,
-            patient=patient,
-            pathway=workflow.id,
-            version=workflow.version,
-            state=workflow.initial,
-            effective=when,
-            recorded=recorded,
-            actor=actor,
-            role=role,
-        )
-        self._emit(tx, message, recorded)
-        return self._status(tx, enrollment, tx.enrollments_of(patient_id), when, role=None)
 
     def record(
         self,
@@ -450,23 +299,3 @@ class Commands(Queries):
             return Transitioned(
                 patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, event.seq
             )
-
-
-def _event_entry(patient: str, pathway: str, event: Event) -> dict[str, Any]:
-    """The hash chain's entry of an event (see `pathway.domain.chain`)."""
-    return chain.event_entry(
-        patient=patient,
-        pathway=pathway,
-        chain_seq=event.chain_seq or 0,
-        seq=event.seq,
-        trigger=event.trigger,
-        from_state=event.from_state,
-        to_state=event.to_state,
-        actor=event.actor,
-        role=event.role,
-        effective_at=event.effective_at,
-        recorded_at=event.recorded_at,
-        reason=event.reason,
-        payload=event.payload,
-        voids=event.voids,
-    )

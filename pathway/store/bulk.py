@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pathway.domain import chain
 from pathway.domain.effects import ENROLL
 from pathway.domain.envelopes import OPENED, OpenedMany
+from pathway.domain.episodes import Span
 from pathway.domain.facts import Event
 from pathway.domain.timeutil import from_storage, iso
 from pathway.store.rows import EventRow, NewEnrollmentRow, NewMessageRow, PatientRow, RowWriter, row_type
@@ -206,15 +207,15 @@ def enroll_many(
         tx.dbapi.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
-def episodes(tx: Tx, identifiers: Sequence[str]) -> dict[str, list[tuple[str, datetime, datetime | None]]]:
-    """(pathway, opened, closed) of every enrollment of those of `identifiers` already in the
+def episodes(tx: Tx, identifiers: Sequence[str]) -> dict[str, list[Span]]:
+    """The span (pathway, opened, closed) of every enrollment of those of `identifiers` already in the
     database, by identifier: what a referral import checks new episodes against."""
     db = RowWriter(tx)
     ids = {row[1]: row[0] for row in db.patients(list(dict.fromkeys(identifiers)))}
-    found: dict[str, list[tuple[str, datetime, datetime | None]]] = {}
+    found: dict[str, list[Span]] = {}
     for patient_id, pathway, opened, closed in db.enrollments(list(ids)) if ids else ():
         found.setdefault(ids[patient_id], []).append(
-            (pathway, _stored_time(opened), None if closed is None else _stored_time(closed))
+            Span(pathway, _stored_time(opened), None if closed is None else _stored_time(closed))
         )
     return found
 

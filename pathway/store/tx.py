@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pathway.domain.effects import Position
@@ -22,120 +22,10 @@ from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import from_storage
 from pathway.errors import AlreadyEnrolled, ConcurrencyError
 from pathway.store import converters
-from pathway.store.fastpath import Prepared
+from pathway.store import statements as q
 from pathway.store.outbox_queries import OutboxQueries
-from pathway.store.rows import EventRow, NewMessageRow, NewObservationRow, columns
-from pathway.store.tables import enrollments, events, observations, outbox, patients, settings
-
-_ENROLLMENT_COLUMNS = (
-    enrollments,
-    patients.c.identifier,
-    patients.c.display_name,
-    patients.c.identifier_system,
-)
-
-
-# Statements on the hot path are built once and executed with parameters, so
-# SQLAlchemy neither rebuilds them nor recomputes their cache keys per call.
-_ENROLLMENT_SELECT = select(*_ENROLLMENT_COLUMNS).join(patients, patients.c.id == enrollments.c.patient_id)
-_ENROLLMENT_ORDER = (enrollments.c.opened_at, enrollments.c.id)
-_FIND_PATIENT = select(
-    patients.c.id, patients.c.identifier, patients.c.display_name, patients.c.identifier_system
-).where(patients.c.identifier == bindparam("identifier"))
-_FIND_PATIENT_LOCKED = _FIND_PATIENT.with_for_update()
-_ENROLLMENTS_OF_PATIENT = _ENROLLMENT_SELECT.where(
-    enrollments.c.patient_id == bindparam("patient_id")
-).order_by(*_ENROLLMENT_ORDER)
-_ENROLLMENTS_OF_IDENTIFIER = _ENROLLMENT_SELECT.where(
-    patients.c.identifier == bindparam("identifier")
-).order_by(*_ENROLLMENT_ORDER)
-_ENROLLMENT_BY_ID = _ENROLLMENT_SELECT.where(enrollments.c.id == bindparam("enrollment_id"))
-_SAVE_STATE = (
-    update(enrollments)
-    .where(
-        and_(
-            enrollments.c.id == bindparam("b_id"),
-            enrollments.c.version == bindparam("b_expected"),
-        )
-    )
-    .values(
-        state=bindparam("b_state"),
-        held_from=bindparam("b_held_from"),
-        entered_state_at=bindparam("b_entered_state_at"),
-        closed_at=bindparam("b_closed_at"),
-        last_event_at=bindparam("b_last_event_at"),
-        last_seq=bindparam("b_last_seq"),
-        version=bindparam("b_version"),
-        chain_head=bindparam("b_chain_head"),
-    )
-)
-_TOUCH = (
-    update(enrollments)
-    .where(
-        and_(
-            enrollments.c.id == bindparam("b_id"),
-            enrollments.c.version == bindparam("b_expected"),
-        )
-    )
-    .values(version=bindparam("b_version"), chain_head=bindparam("b_chain_head"))
-)
-_OBSERVATIONS_OF = (
-    select(observations)
-    .where(observations.c.enrollment_id.in_(bindparam("ids", expanding=True)))
-    .order_by(observations.c.effective_at, observations.c.id)
-)
-_ACTIVE_OBSERVATIONS_OF = _OBSERVATIONS_OF.where(observations.c.entered_in_error.is_(False))
-# The same, for every enrollment of one patient: no expanding IN list to re-render per call.
-_PATIENT_ENROLLMENT_IDS = (
-    select(enrollments.c.id).where(enrollments.c.patient_id == bindparam("patient_id")).scalar_subquery()
-)
-_OBSERVATIONS_OF_PATIENT = (
-    select(observations)
-    .where(observations.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS))
-    .order_by(observations.c.effective_at, observations.c.id)
-)
-_EVENTS_OF_PATIENT = (
-    select(events)
-    .where(events.c.enrollment_id.in_(_PATIENT_ENROLLMENT_IDS))
-    .order_by(events.c.effective_at, events.c.enrollment_id, events.c.seq)
-)
-_EVENTS_OF = (
-    select(events)
-    .where(events.c.enrollment_id.in_(bindparam("ids", expanding=True)))
-    .order_by(events.c.effective_at, events.c.enrollment_id, events.c.seq)
-)
-_INSERT_EVENT = insert(events)
-_INSERT_OBSERVATION = insert(observations)
-_INSERT_OUTBOX = insert(outbox)
-
-_EVENT_COLUMNS = columns(events, with_id=False)
-_OBSERVATION_COLUMNS = NewObservationRow._fields
-_OUTBOX_COLUMNS = NewMessageRow._fields
-
-
-class _Fast:
-    """The hot statements prepared for the SQLite DBAPI path (see fastpath.py)."""
-
-    def __init__(self) -> None:
-        self.enrollments_of_identifier = Prepared(_ENROLLMENTS_OF_IDENTIFIER)
-        self.patient_observations = Prepared(_OBSERVATIONS_OF_PATIENT)
-        self.patient_events = Prepared(_EVENTS_OF_PATIENT)
-        self.save_state = Prepared(_SAVE_STATE)
-        self.touch = Prepared(_TOUCH)
-        self.insert_event = Prepared(_INSERT_EVENT, _EVENT_COLUMNS)
-        self.insert_observation = Prepared(_INSERT_OBSERVATION, _OBSERVATION_COLUMNS)
-        self.insert_outbox = Prepared(_INSERT_OUTBOX, _OUTBOX_COLUMNS)
-
-
-_fast: _Fast | None = None
-
-
-def _fast_statements() -> _Fast:
-    global _fast
-    if _fast is None:
-        _fast = _Fast()
-    return _fast
-
+from pathway.store.rows import EventRow, NewMessageRow, NewObservationRow
+from pathway.store.tables import enrollments, observations, patients, settings
 
 _CONFLICT = (
     "the enrollment ({pathway}) was changed by someone else while this change was being made; "
@@ -151,10 +41,10 @@ class Tx(OutboxQueries):
         self.messages: list[dict[str, Any]] = []  # outbox messages written in this transaction
         # SQLite: hot statements go straight to the DBAPI connection, inside this transaction.
         self.dbapi: Any = None
-        self.fast: _Fast | None = None
+        self.fast: q.Fast | None = None
         if conn.dialect.name == "sqlite":
             self.dbapi = conn.connection.driver_connection
-            self.fast = _fast_statements()
+            self.fast = q.fast_statements()
 
     def _execute_write(self, prepared: str, statement: Any, params: Mapping[str, Any]) -> Any:
         """Run a write on the fast path when there is one; return (rowcount, lastrowid)."""
@@ -185,7 +75,7 @@ class Tx(OutboxQueries):
         """The patient row, locked until the transaction ends on PostgreSQL (a writer's read:
         two enrollments of one patient at once run one after the other, so the second sees
         the first's episode; SQLite's write transactions already run one at a time)."""
-        statement = _FIND_PATIENT if self.fast is not None else _FIND_PATIENT_LOCKED
+        statement = q.FIND_PATIENT if self.fast is not None else q.FIND_PATIENT_LOCKED
         return self.conn.execute(statement, {"identifier": identifier}).first()
 
     def add_patient(
@@ -216,25 +106,25 @@ class Tx(OutboxQueries):
     # enrollments --------------------------------------------------------------
 
     def enrollments_of(self, patient_id: int) -> list[Enrollment]:
-        rows = self.conn.execute(_ENROLLMENTS_OF_PATIENT, {"patient_id": patient_id})
+        rows = self.conn.execute(q.ENROLLMENTS_OF_PATIENT, {"patient_id": patient_id})
         return [converters.enrollment(r._mapping) for r in rows]
 
     def enrollments_of_identifier(self, identifier: str) -> list[Enrollment]:
         """Every enrollment of the patient with this identifier, oldest first (one query)."""
         rows = self._select(
-            "enrollments_of_identifier", _ENROLLMENTS_OF_IDENTIFIER, {"identifier": identifier}
+            "enrollments_of_identifier", q.ENROLLMENTS_OF_IDENTIFIER, {"identifier": identifier}
         )
         return [converters.enrollment(r) for r in rows]
 
     def enrollment(self, enrollment_id: int) -> Enrollment:
         return converters.enrollment(
-            self.conn.execute(_ENROLLMENT_BY_ID, {"enrollment_id": enrollment_id}).one()._mapping
+            self.conn.execute(q.ENROLLMENT_BY_ID, {"enrollment_id": enrollment_id}).one()._mapping
         )
 
     def list_enrollments(
         self, *, pathway: str | None = None, state: str | None = None, open_only: bool = False
     ) -> list[Enrollment]:
-        query = _ENROLLMENT_SELECT
+        query = q.ENROLLMENT_SELECT
         if pathway:
             query = query.where(enrollments.c.pathway_id == pathway)
         if state:
@@ -290,7 +180,7 @@ class Tx(OutboxQueries):
         event that moves it is written first: the database checks the two agree)."""
         rowcount, _ = self._execute_write(
             "save_state",
-            _SAVE_STATE,
+            q.SAVE_STATE,
             {
                 "b_id": enrollment.id,
                 "b_expected": enrollment.version,
@@ -312,7 +202,7 @@ class Tx(OutboxQueries):
         refusing a concurrent change."""
         rowcount, _ = self._execute_write(
             "touch",
-            _TOUCH,
+            q.TOUCH,
             {
                 "b_id": enrollment.id,
                 "b_expected": enrollment.version,
@@ -367,7 +257,7 @@ class Tx(OutboxQueries):
                 hash=event.hash,
                 voids=event.voids,
             )
-            self._execute_write("insert_event", _INSERT_EVENT, row._asdict())
+            self._execute_write("insert_event", q.INSERT_EVENT, row._asdict())
         except (IntegrityError, sqlite3.IntegrityError):
             raise ConcurrencyError(
                 "another change to this enrollment was recorded at the same moment; retry"
@@ -376,7 +266,7 @@ class Tx(OutboxQueries):
     def events_of(self, enrollment_ids: Sequence[int]) -> list[Event]:
         if not enrollment_ids:
             return []
-        rows = self.conn.execute(_EVENTS_OF, {"ids": list(enrollment_ids)})
+        rows = self.conn.execute(q.EVENTS_OF, {"ids": list(enrollment_ids)})
         return [converters.event(r._mapping) for r in rows]
 
     # observations -------------------------------------------------------------
@@ -404,7 +294,7 @@ class Tx(OutboxQueries):
             chain_seq=chain_seq,
             hash=hash,
         )
-        _, key = self._execute_write("insert_observation", _INSERT_OBSERVATION, row._asdict())
+        _, key = self._execute_write("insert_observation", q.INSERT_OBSERVATION, row._asdict())
         return int(key)
 
     def observations_of(
@@ -412,7 +302,7 @@ class Tx(OutboxQueries):
     ) -> list[Observation]:
         if not enrollment_ids:
             return []
-        query = _OBSERVATIONS_OF if include_errors else _ACTIVE_OBSERVATIONS_OF
+        query = q.OBSERVATIONS_OF if include_errors else q.ACTIVE_OBSERVATIONS_OF
         return [
             converters.observation(r._mapping)
             for r in self.conn.execute(query, {"ids": list(enrollment_ids)})
@@ -421,12 +311,12 @@ class Tx(OutboxQueries):
     def patient_observations(self, patient_id: int) -> list[Observation]:
         """Every observation of every enrollment of a patient, corrections included (the
         record judged by guards leaves out those entered in error: `pathway.domain.asof`)."""
-        rows = self._select("patient_observations", _OBSERVATIONS_OF_PATIENT, {"patient_id": patient_id})
+        rows = self._select("patient_observations", q.OBSERVATIONS_OF_PATIENT, {"patient_id": patient_id})
         return [converters.observation(r) for r in rows]
 
     def patient_events(self, patient_id: int) -> list[Event]:
         """Every event of every enrollment of a patient."""
-        rows = self._select("patient_events", _EVENTS_OF_PATIENT, {"patient_id": patient_id})
+        rows = self._select("patient_events", q.EVENTS_OF_PATIENT, {"patient_id": patient_id})
         return [converters.event(r) for r in rows]
 
     def observation(self, observation_id: int) -> Observation | None:
@@ -473,5 +363,5 @@ class Tx(OutboxQueries):
             payload=dict(payload),
             created_at=at,
         )
-        self._execute_write("insert_outbox", _INSERT_OUTBOX, row._asdict())
+        self._execute_write("insert_outbox", q.INSERT_OUTBOX, row._asdict())
         return message_id
