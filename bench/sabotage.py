@@ -115,14 +115,15 @@ SABOTAGES: tuple[Sabotage, ...] = (
     Sabotage(
         "1b",
         "1 concurrency",
-        "advance ignores expected_version (a stale read is not a conflict)",
-        "Clinic.advance no longer compares the version the caller read with the stored one, so a "
+        "changes ignore expected_version (a stale read is not a conflict)",
+        "advance, record and correct no longer compare the version the caller read with the stored one, so a "
         "decision taken on a stale status is applied to whatever the enrollment has become",
         (
             Edit(
                 COMMANDS,
-                "if expected_version is not None and enrollment.version != expected_version:",
-                "if False:  # SABOTAGE",
+                "    if expected_version is not None and enrollment.version != expected_version:\n"
+                "        raise",
+                "    if False:  # SABOTAGE\n        raise",
             ),
         ),
         (CONCURRENCY, EXTRA + "::test_writers_that_meet_lose_nothing_and_every_change_counts"),

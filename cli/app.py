@@ -39,7 +39,7 @@ class Settings:
 
     def clinic(self, db: str | None = None, *, create: bool = False) -> Clinic:
         """The clinic at --db. Only commands that bring patients in (`create`: enroll,
-        import, simulate, demo) may start a new SQLite file: for any other, a file that
+        import, simulate, demo, users add) may start a new SQLite file: for any other, a file that
         does not exist is a mistyped path, not an empty clinic."""
         from pathway import Clinic
 
@@ -66,7 +66,7 @@ def _require_sqlite_file(url: str) -> None:
     if path is not None:
         raise NotFound(
             f"no database at {path}: check --db (or PATHWAY_DB); a new one is made by the first "
-            "enroll, import or simulate, or by `pathway db upgrade`"
+            "enroll, import, simulate or users add, or by `pathway db upgrade`"
         )
 
 

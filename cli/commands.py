@@ -1,5 +1,14 @@
 """Every command module, imported once so that each registers its commands on `cli`."""
 
-from . import admin, interchange, manager, patients, simulation, workflow_cmds
+from . import admin, identity_cmds, interchange, manager, patients, serve_cmd, simulation, workflow_cmds
 
-__all__ = ["admin", "interchange", "manager", "patients", "simulation", "workflow_cmds"]
+__all__ = [
+    "admin",
+    "identity_cmds",
+    "interchange",
+    "manager",
+    "patients",
+    "serve_cmd",
+    "simulation",
+    "workflow_cmds",
+]

@@ -117,6 +117,15 @@ def outbox() -> None:
     """Integration messages: one per committed change, delivered at least once."""
 
 
+@outbox.command("schema")
+def outbox_schema() -> None:
+    """Print the JSON Schema (2020-12) of the outbox envelope: every message type, its
+    fields and which are required (also served at GET /v1/schemas/outbox)."""
+    from pathway.domain.envelope_schema import schema
+
+    emit_json(schema())
+
+
 @outbox.command("list")
 @click.option("--pending", is_flag=True, help="Only messages not yet delivered.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many (oldest first).")

@@ -56,11 +56,13 @@ _ERRORS = (
     "InvalidInput",
     "InvalidTime",
     "InvalidTrigger",
+    "NotAuthenticated",
     "NotFound",
     "PathwayError",
     "Refused",
     "RoleRefused",
     "StoreError",
+    "VersionMismatch",
 )
 _PUBLIC.update({name: ("pathway.errors", name) for name in _ERRORS})
 
@@ -84,11 +86,13 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each is imported
         InvalidInput,
         InvalidTime,
         InvalidTrigger,
+        NotAuthenticated,
         NotFound,
         PathwayError,
         Refused,
         RoleRefused,
         StoreError,
+        VersionMismatch,
     )
     from pathway.interop.delivery import DeliveryReport
     from pathway.interop.referrals import ImportReport
@@ -133,6 +137,7 @@ __all__ = [
     "InvalidTime",
     "InvalidTrigger",
     "Migrated",
+    "NotAuthenticated",
     "NotFound",
     "Observation",
     "PathwayError",
@@ -146,6 +151,7 @@ __all__ = [
     "Transitioned",
     "TriggerCheck",
     "Verdict",
+    "VersionMismatch",
     "Workflow",
     "WorklistItem",
     "__version__",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported where used: each pulls in more than most commands 
     from pathway.interop.referrals import ImportReport
     from pathway.reports import BottleneckReport, RttReport
     from pathway.service.audit import AuditReport
+    from pathway.service.identity import Identities
     from pathway.service.worklist import Item as WorklistItem
 
 
@@ -167,6 +168,18 @@ class Clinic(Service):
 
         with self.store.write() as tx:
             return create_role(tx.conn, name, password)
+
+    # the clinic service's identities ------------------------------------------------
+    @property
+    def identities(self) -> Identities:
+        """Users, bearer tokens, sign-in and the access log of the service (see
+        `pathway.service.identity`)."""
+        from pathway.service.identity import Identities
+
+        found = self.__dict__.get("_identities")
+        if found is None:
+            found = self.__dict__["_identities"] = Identities(self.store, self.known_role)
+        return found
 
     # the audit trail ---------------------------------------------------------------
     def verify_audit(self, patient: str | None = None) -> AuditReport:

@@ -112,5 +112,15 @@ class ConcurrencyError(PathwayError):
     exit_code = 5
 
 
+class NotAuthenticated(PathwayError):
+    """Raised when a service request carries no credentials, or ones that are unknown,
+    expired, revoked or of a disabled user (HTTP 401)."""
+
+
+class VersionMismatch(ConcurrencyError):
+    """Raised when a change names the enrollment version it was decided on (`expected_version`,
+    HTTP `If-Match`) and the enrollment has changed since; nothing was written."""
+
+
 class StoreError(PathwayError):
     """Raised when the database cannot be opened, is of an unknown schema, or refuses a change."""

@@ -16,12 +16,12 @@ from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import When, effective, iso, local_day, utcnow
 from pathway.domain.verdicts import refusal
 from pathway.errors import (
-    ConcurrencyError,
     GuardRefused,
     InvalidInput,
     InvalidTime,
     NotFound,
     RoleRefused,
+    VersionMismatch,
 )
 from pathway.service.enrolling import Enrolling
 from pathway.service.inputs import MAX_REASON, check_patient_id, check_text
@@ -51,15 +51,18 @@ class Commands(Enrolling):
         pathway: str | None = None,
         actor: str | None = None,
         role: str | None = None,
+        expected_version: int | None = None,
     ) -> Observation:
         """Record an observation of `kind` (fields validated, all problems at once).
 
-        Returns the stored observation (its `id` is what `correct` takes)."""
+        Returns the stored observation (its `id` is what `correct` takes); `expected_version`
+        refuses it (VersionMismatch) when the enrollment changed since that version was read."""
         actor, role = self._who(actor, role)
         recorded = utcnow()
         when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
+            _expect(enrollment, expected_version)
             workflow = self.workflow_of(enrollment)
             spec = workflow.kinds.get(kind)
             if spec is None:
@@ -147,9 +150,10 @@ class Commands(Enrolling):
         at: When = None,
         actor: str | None = None,
         role: str | None = None,
+        expected_version: int | None = None,
     ) -> Observation:
         """Mark an observation entered-in-error, with a reason. It is never edited or deleted;
-        record the right value as a new observation."""
+        record the right value as a new observation. `expected_version` as for `record`."""
         actor, role = self._who(actor, role)
         reason_text = check_text(reason, "--reason", MAX_REASON)
         if not reason_text:
@@ -174,6 +178,7 @@ class Commands(Enrolling):
                     f"({iso(obs.effective_at)}): a correction cannot precede what it corrects"
                 )
             enrollment = mine[obs.enrollment_id]
+            _expect(enrollment, expected_version)
             spec = self.workflow_of(enrollment).kinds.get(obs.kind)
             if spec is not None and role not in spec.roles:
                 raise RoleRefused(
@@ -253,11 +258,7 @@ class Commands(Enrolling):
         when = effective(at, recorded, zone=self.zone)
         with self.store.write() as tx:
             enrollment, family = self._resolve(tx, patient, pathway, for_write=True)
-            if expected_version is not None and enrollment.version != expected_version:
-                raise ConcurrencyError(
-                    f"the enrollment changed since it was read (version {expected_version}, "
-                    f"now {enrollment.version}): check its status and retry"
-                )
+            _expect(enrollment, expected_version)
             if when < enrollment.last_event_at:
                 raise InvalidTime(
                     f"--at {iso(when)} is before the patient's previous event "
@@ -299,3 +300,12 @@ class Commands(Enrolling):
             return Transitioned(
                 patient, enrollment.pathway, trigger, enrollment.state, fired.dest, when, event.seq
             )
+
+
+def _expect(enrollment: Enrollment, expected_version: int | None) -> None:
+    """Refuse a change decided on another version of the enrollment than the stored one."""
+    if expected_version is not None and enrollment.version != expected_version:
+        raise VersionMismatch(
+            f"the enrollment changed since it was read (version {expected_version}, "
+            f"now {enrollment.version}): check its status and retry"
+        )

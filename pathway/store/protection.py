@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from pathway.store.tx import Tx
 
-#: The protective triggers schema revision 0005 leaves, per backend.
+#: The protective triggers schema revisions 0005 and 0006 leave, per backend.
 TRIGGERS = {
     "sqlite": (
         "events_no_update",
@@ -31,6 +31,8 @@ TRIGGERS = {
         "patients_keep_identifier",
         "stays_no_update",
         "stays_no_delete",
+        "access_log_no_update",
+        "access_log_no_delete",
     ),
     "postgresql": (
         "events_append_only",
@@ -47,6 +49,8 @@ TRIGGERS = {
         "stays_no_update",
         "stays_no_delete",
         "stays_no_truncate",
+        "access_log_append_only",
+        "access_log_no_truncate",
     ),
 }
 

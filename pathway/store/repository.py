@@ -90,6 +90,20 @@ class Store:
         store.reload_settings()
         return store
 
+    def schema_revision(self) -> str | None:
+        """The schema revision stored in the database (None: an empty database)."""
+        return database.current_revision(self.engine)
+
+    def check_ready(self) -> None:
+        """Raise StoreError unless the database answers and its schema is the one this code
+        expects (a service's readiness)."""
+        revision = database._revision(self.engine)
+        if revision != database.SCHEMA_HEAD:
+            raise StoreError(
+                f"the database schema is at revision {revision or 'none'}, this pathway expects "
+                f"{database.SCHEMA_HEAD}: run `pathway db upgrade`"
+            )
+
     def reload_settings(self) -> None:
         """Read the clinic-wide settings (`pathway.store.settings`) again."""
         from pathway.store import settings

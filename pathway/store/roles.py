@@ -2,7 +2,8 @@
 
 The role may read every table and add rows, and change only what the engine changes
 (enrollments, patients' names, an observation's entered-in-error mark, the outbox's
-delivery state, settings): it has no DELETE or TRUNCATE, owns nothing (so it cannot
+delivery state, settings, the service's users, tokens, idempotency keys and sessions;
+the access log only grows): it has no DELETE or TRUNCATE, owns nothing (so it cannot
 disable a trigger or drop one) and is not a superuser (so it cannot set
 `session_replication_role` to skip them). Services connect as it; `db upgrade` and
 `db create-role` run as the owner.
@@ -18,7 +19,17 @@ from pathway.errors import InvalidInput, StoreError
 
 ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Tables the role may UPDATE (triggers keep the updates to what the engine makes).
-UPDATABLE = ("patients", "enrollments", "observations", "outbox", "settings")
+UPDATABLE = (
+    "patients",
+    "enrollments",
+    "observations",
+    "outbox",
+    "settings",
+    "users",
+    "tokens",
+    "idempotency_keys",
+    "sessions",
+)
 
 
 def create_role(conn: Connection, name: str, password: str | None) -> bool:

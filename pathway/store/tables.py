@@ -217,3 +217,65 @@ settings = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# The clinic service (migration 0006): who may call it, what they asked twice, who looked.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("roles", Json, nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", UtcTime, nullable=False),
+    Column("disabled_at", UtcTime),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", UtcTime),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("expires_at", UtcTime),
+    Column("revoked_at", UtcTime),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("status", Integer),
+    Column("headers", Json),
+    Column("body", Text),
+)
+
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("patient", String(255), nullable=False),
+    Column("what", String(200), nullable=False),
+    Index("ix_access_log_patient", "patient", "at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("expires_at", UtcTime, nullable=False),
+    Column("ended_at", UtcTime),
+)

@@ -198,7 +198,7 @@ def test_a_mistyped_database_path_is_not_an_empty_clinic(tmp_path: Path) -> None
         assert result.exit_code == 4, args
         assert result.stderr.strip() == (
             f"error: no database at {typo}: check --db (or PATHWAY_DB); a new one is made by "
-            "the first enroll, import or simulate, or by `pathway db upgrade`"
+            "the first enroll, import, simulate or users add, or by `pathway db upgrade`"
         ), args
         assert not typo.exists(), args
     result = CliRunner().invoke(
@@ -255,7 +255,8 @@ def test_the_shipped_workflows_folder_given_again_loads_once(tmp_path: Path) -> 
 
 def test_every_printing_command_takes_json(tmp_path: Path) -> None:
     """DESIGN.md: every command that prints takes --json. The exceptions print JSON (the
-    schema, a FHIR Bundle) or choose their format (`export events --format jsonl`)."""
+    schema, a FHIR Bundle) or choose their format (`export events --format jsonl`); `serve`
+    runs the service (its log is JSON lines)."""
     import click
 
     def leaves(command: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
@@ -268,7 +269,7 @@ def test_every_printing_command_takes_json(tmp_path: Path) -> None:
         for path, command in leaves(cli, ())
         if "--json" not in [opt for p in command.params for opt in p.opts]
     }
-    assert without == {"workflows schema", "export events", "export fhir"}
+    assert without == {"workflows schema", "outbox schema", "export events", "export fhir", "serve"}
     code, out, _ = pathway(tmp_path, "db", "upgrade", "--json")
     assert code == 0 and json.loads(out)["to"] == database.SCHEMA_HEAD
     code, out, _ = pathway(tmp_path, "workflows", "diagram", "cervical-neurotomy", "--json")

@@ -1,0 +1,62 @@
+"""`pathway serve`: the clinic service (HTTP API) over the database at --db."""
+
+from __future__ import annotations
+
+import click
+
+from .app import cli, settings
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (PostgreSQL; SQLite takes one).",
+)
+@click.option("--oidc-issuer", help="Accept JWTs from this identity provider (its `iss`).")
+@click.option("--oidc-audience", help="The `aud` those JWTs must name.")
+@click.option("--oidc-jwks", type=click.Path(dir_okay=False), help="The provider's keys (a JWKS file).")
+@click.option("--oidc-roles-claim", default="roles", show_default=True, help="The claim listing roles.")
+@click.option(
+    "--oidc-user-claim", default="preferred_username", show_default=True, help="The claim naming the user."
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    oidc_issuer: str | None,
+    oidc_audience: str | None,
+    oidc_jwks: str | None,
+    oidc_roles_claim: str,
+    oidc_user_claim: str,
+) -> None:
+    """Run the clinic service: the HTTP API under /v1 (OpenAPI at /openapi.json, docs at
+    /docs), /healthz, /readyz and /metrics, until SIGTERM or Ctrl-C.
+
+    Callers authenticate with `Authorization: Bearer TOKEN` (pathway users add,
+    pathway tokens create) or, with --oidc-*, a JWT of the clinic's identity provider.
+    The database must exist and be current (pathway db upgrade). Logs are JSON lines
+    on standard error, without personal data.
+    """
+    from pathway.api.server import serve as run
+
+    s = settings()
+    s.clinic()  # a mistyped --db is one clear line (no database at ...), not a new empty file
+    run(
+        db=s.db,
+        host=host,
+        port=port,
+        workers=workers,
+        workflows=s.workflows,
+        oidc={
+            "oidc_issuer": oidc_issuer,
+            "oidc_audience": oidc_audience,
+            "oidc_jwks": oidc_jwks,
+            "oidc_roles_claim": oidc_roles_claim,
+            "oidc_user_claim": oidc_user_claim,
+        },
+    )

@@ -1,0 +1,88 @@
+"""`Idempotency-Key` on every POST (as Stripe's): the same key and request within 24 hours
+returns the first response without doing anything again; the same key with another
+request is refused (422); a retry while the first is still running gets 409.
+
+Keys are kept in the database (`idempotency_keys`), by caller (the user) and key, so this
+holds across workers and restarts. A response the server failed to produce (5xx) releases
+the key: the retry runs. A key whose request never finished (the process died) is taken
+over after `ABANDONED`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from starlette.responses import Response
+
+from pathway.api import problems
+from pathway.domain.timeutil import utcnow
+from pathway.errors import PathwayError
+from pathway.store import requests
+from pathway.store.repository import Store
+
+HEADER = "Idempotency-Key"
+KEPT = timedelta(hours=24)
+ABANDONED = timedelta(minutes=5)
+MAX_KEY = 255
+REPLAYED = "Idempotent-Replayed"
+
+
+def request_hash(method: str, path: str, body: Any, if_match: str | None, role: str) -> str:
+    text = json.dumps([method, path, body, if_match, role], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_once(
+    store: Store, principal: str, key: str | None, fingerprint: str, run: Callable[[], Response]
+) -> Response:
+    """`run()` once per (principal, key); its response again for a retry of the same request."""
+    if key is None:
+        return run()
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        return problems.response(
+            problems.problem(problems.BAD_REQUEST, f"{HEADER}: 1 to 255 printable characters")
+        )
+    now = utcnow()
+    with store.write() as tx:
+        if not requests.claim_key(tx, principal, key, fingerprint, now):
+            found = requests.key(tx, principal, key)
+            assert found is not None
+            expired = found["created_at"] <= now - KEPT or found["status"] == -1
+            abandoned = found["status"] is None and found["created_at"] <= now - ABANDONED
+            if expired or abandoned:
+                if not requests.reclaim_key(tx, principal, key, fingerprint, now, found["created_at"]):
+                    return _in_progress()
+            elif found["request_hash"] != fingerprint:
+                detail = f"{HEADER} was used for another request in the last 24 hours: use a new key"
+                return problems.response(problems.problem(problems.IDEMPOTENCY_MISMATCH, detail))
+            elif found["status"] is None:
+                return _in_progress()
+            else:
+                headers = {**(found["headers"] or {}), REPLAYED: "true"}
+                media = headers.pop("content-type", "application/json")
+                return Response(found["body"], status_code=found["status"], headers=headers, media_type=media)
+    try:
+        response = run()
+    except PathwayError as exc:
+        response = problems.response(problems.problem_of(exc))
+    except Exception:
+        with store.write() as tx:
+            requests.release_key(tx, principal, key, utcnow())
+        raise
+    with store.write() as tx:
+        if response.status_code >= 500:
+            requests.release_key(tx, principal, key, utcnow())
+        else:
+            kept = {k: v for k, v in response.headers.items() if k in ("content-type", "etag", "location")}
+            body = bytes(response.body).decode()
+            requests.finish_key(tx, principal, key, response.status_code, kept, body)
+    return response
+
+
+def _in_progress() -> Response:
+    detail = f"a request with this {HEADER} is still running: retry in a moment"
+    return problems.response(problems.problem(problems.IDEMPOTENCY_IN_PROGRESS, detail), {"Retry-After": "1"})

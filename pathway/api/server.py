@@ -1,0 +1,153 @@
+"""Running the service: `pathway serve` starts uvicorn on `app_from_environment`, which each
+worker process calls to open its own clinic (the database URL and options travel in
+`PATHWAY_*` environment variables, so several workers can be started the same way).
+
+SIGTERM or Ctrl-C stops taking connections, lets requests in flight finish (up to
+`GRACE` seconds) and closes the database. Logs are JSON lines on standard error with no
+personal data (uvicorn's own access log, which prints paths, is off).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from pathway.api.app import create_app
+from pathway.api.auth import Oidc
+from pathway.clinic import Clinic
+from pathway.errors import InvalidInput
+
+GRACE = 10
+_ENV = {
+    "db": "PATHWAY_DB",
+    "workflows": "PATHWAY_WORKFLOWS",
+    "oidc_issuer": "PATHWAY_OIDC_ISSUER",
+    "oidc_audience": "PATHWAY_OIDC_AUDIENCE",
+    "oidc_jwks": "PATHWAY_OIDC_JWKS",
+    "oidc_roles_claim": "PATHWAY_OIDC_ROLES_CLAIM",
+    "oidc_user_claim": "PATHWAY_OIDC_USER_CLAIM",
+}
+
+
+def oidc_of(options: dict[str, str | None]) -> Oidc | None:
+    issuer, audience, jwks = (options.get(k) for k in ("oidc_issuer", "oidc_audience", "oidc_jwks"))
+    if not (issuer or audience or jwks):
+        return None
+    if not (issuer and audience and jwks):
+        raise InvalidInput("--oidc-issuer, --oidc-audience and --oidc-jwks go together: give all three")
+    claims = {k: v for k, v in (("roles_claim", options.get("oidc_roles_claim")),) if v}
+    if options.get("oidc_user_claim"):
+        claims["user_claim"] = str(options["oidc_user_claim"])
+    return Oidc.load(issuer, audience, jwks, **claims)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker: its clinic opened from the `PATHWAY_*` variables."""
+    options = {k: os.environ.get(v) for k, v in _ENV.items()}
+    workflows = [p for p in (options["workflows"] or "").split(os.pathsep) if p]
+    clinic = Clinic.open(options["db"] or "sqlite:///pathway.db", workflows=workflows, create=False)
+    clinic.store.check_ready()
+    app = create_app(clinic, oidc=oidc_of(options))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        clinic.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve(
+    *,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    workflows: tuple[str, ...] = (),
+    oidc: dict[str, str | None] | None = None,
+) -> None:
+    """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
+    import uvicorn
+
+    if workers < 1:
+        raise InvalidInput("--workers: at least 1")
+    if workers > 1 and db.startswith("sqlite"):
+        raise InvalidInput("--workers: SQLite takes one writer at a time: use 1 worker (or PostgreSQL)")
+    oidc_of(dict(oidc or {}))  # refuse a bad identity-provider setting before starting
+    os.environ["PATHWAY_DB"] = db
+    os.environ["PATHWAY_WORKFLOWS"] = os.pathsep.join(workflows)
+    for key, value in (oidc or {}).items():
+        if value:
+            os.environ[_ENV[key]] = value
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pathway-metrics-")
+    # Check the database once here: a wrong URL or an old schema is one clear line, not a
+    # traceback per worker.
+    with Clinic.open(db, workflows=workflows, create=False) as clinic:
+        clinic.store.check_ready()
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler
+    # it found: that handler ends the process with 0 (a stop asked for is not a failure).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        "pathway.api.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=_log_config(),
+        timeout_graceful_shutdown=GRACE,
+        proxy_headers=False,
+    )
+
+
+def _log_config() -> dict[str, Any]:
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "pathway.api.server.JsonFormatter"}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "pathway.api": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, and the message (the service's own
+    messages are JSON already and are merged in)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        message = record.getMessage()
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            entry.update(parsed)
+        else:
+            entry["message"] = message
+        return json.dumps(entry)
+
+
+if __name__ == "__main__":  # pragma: no cover - `pathway serve` is the way in
+    sys.exit("run: pathway serve")
