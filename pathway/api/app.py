@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from pathway.api import lists, patients, problems
+from pathway.api import fhir, lists, patients, problems
 from pathway.api.auth import Oidc
 from pathway.api.context import Context
 from pathway.clinic import Clinic
@@ -53,6 +53,7 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
     app.state.context = Context(clinic, oidc)
     app.include_router(patients.router)
     app.include_router(lists.router)
+    app.include_router(fhir.router)
     _add_operations(app)
     _add_error_handlers(app)
     _add_request_log(app)
@@ -60,27 +61,32 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    def answer(request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        if request.url.path.startswith("/fhir/"):
+            return problems.outcome(body)
+        return problems.response(body, headers)
+
     @app.exception_handler(PathwayError)
-    async def engine_error(_request: Request, exc: PathwayError) -> Response:
-        return problems.response(problems.problem_of(exc))
+    async def engine_error(request: Request, exc: PathwayError) -> Response:
+        return answer(request, problems.problem_of(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         found = [_field_problem(e) for e in exc.errors()]
         malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
         kind = problems.BAD_REQUEST if malformed else (422, "invalid-input", "Invalid input")
-        return problems.response(problems.problem(kind, "; ".join(found), problems=found))
+        return answer(request, problems.problem(kind, "; ".join(found), problems=found))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         kind = (exc.status_code, slug, str(exc.detail))
-        return problems.response(problems.problem(kind, str(exc.detail)), dict(exc.headers or {}))
+        return answer(request, problems.problem(kind, str(exc.detail)), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
-    async def internal(_request: Request, exc: Exception) -> Response:
+    async def internal(request: Request, exc: Exception) -> Response:
         log.error(json.dumps({"event": "internal_error", "error": type(exc).__name__}))
-        return problems.response(problems.problem(problems.INTERNAL, "internal error: see the service's log"))
+        return answer(request, problems.problem(problems.INTERNAL, "internal error: see the service's log"))
 
 
 def _field_problem(error: dict[str, Any]) -> str:

@@ -103,3 +103,30 @@ def response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSO
     if status == 401:
         extra.setdefault("WWW-Authenticate", 'Bearer realm="pathway"')
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=extra)
+
+
+FHIR_MEDIA_TYPE = "application/fhir+json"
+#: HTTP status -> OperationOutcome.issue.code
+_ISSUE = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict",
+          412: "conflict", 422: "invalid", 428: "required", 503: "transient"}  # fmt: skip
+
+
+def outcome(body: dict[str, Any]) -> JSONResponse:
+    """A problem as the FHIR face answers it: an OperationOutcome with the same status."""
+    status = int(body["status"])
+    details = [body["detail"], *[p for p in body.get("problems") or () if p != body["detail"]]]
+    issues = [
+        {"severity": "error", "code": _ISSUE.get(status, "exception"), "diagnostics": text}
+        for text in details
+    ]
+    for reason in body.get("reasons") or ():
+        issues.append(
+            {"severity": "error", "code": "business-rule", "diagnostics": reason.get("message", "")}
+        )
+    headers = {"WWW-Authenticate": 'Bearer realm="pathway"'} if status == 401 else None
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": issues},
+        status_code=status,
+        media_type=FHIR_MEDIA_TYPE,
+        headers=headers,
+    )

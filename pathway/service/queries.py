@@ -70,6 +70,11 @@ class Queries(ServiceCore):
                 if pathway is None or e.pathway == pathway
             ]
 
+    def enrollment_by_id(self, enrollment_id: int) -> Enrollment | None:
+        """The enrollment with this id (its row id, as FHIR EpisodeOfCare ids give it)."""
+        with self.store.read() as tx:
+            return tx.enrollment_or_none(enrollment_id)
+
     def _status(
         self,
         tx: Tx,

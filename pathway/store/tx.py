@@ -121,6 +121,10 @@ class Tx(OutboxQueries):
             self.conn.execute(q.ENROLLMENT_BY_ID, {"enrollment_id": enrollment_id}).one()._mapping
         )
 
+    def enrollment_or_none(self, enrollment_id: int) -> Enrollment | None:
+        row = self.conn.execute(q.ENROLLMENT_BY_ID, {"enrollment_id": enrollment_id}).first()
+        return converters.enrollment(row._mapping) if row else None
+
     def list_enrollments(
         self, *, pathway: str | None = None, state: str | None = None, open_only: bool = False
     ) -> list[Enrollment]:

@@ -241,7 +241,9 @@ def import_referral(clinic: Service, data: Any) -> Status:
     return enroll_referral(clinic, data)[0]
 
 
-def enroll_referral(clinic: Service, data: Any) -> tuple[Status, bool]:
+def enroll_referral(
+    clinic: Service, data: Any, *, actor: str | None = None, role: str | None = None
+) -> tuple[Status, bool]:
     """`import_referral`, and whether it enrolled: the same referral sent again changes
     nothing and returns (that enrollment's status, False), as `import referrals` skips a row
     seen before. The same referral is one with the same ServiceRequest identifier (or, for
@@ -273,6 +275,8 @@ def enroll_referral(clinic: Service, data: Any) -> tuple[Status, bool]:
                 at=referral["at"],
                 identifier_system=referral["system"],
                 referral=referral["referral"],
+                actor=actor,
+                role=role,
             )
             return status, True
         except (AlreadyEnrolled, ConcurrencyError):

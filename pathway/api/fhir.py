@@ -1,0 +1,84 @@
+"""The FHIR face (R4B) of the service under `/fhir`: the capability statement, patient
+search by identifier, `$everything`, EpisodeOfCare read and referral (ServiceRequest)
+create, conditional on `If-None-Exist`. Errors are OperationOutcomes; reads are logged."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from starlette.responses import JSONResponse, Response
+
+from pathway.api.context import caller
+from pathway.api.problems import FHIR_MEDIA_TYPE
+from pathway.interop.fhir import rest
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+
+def _fhir(body: Any, status: int = 200, **headers: str) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_MEDIA_TYPE, headers=headers or None)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+@router.get("/metadata", response_model=dict[str, Any])
+def metadata(request: Request) -> Response:
+    """The CapabilityStatement (no credentials needed, as FHIR servers do)."""
+    return _fhir(rest.capability_statement(_base(request), version("pathway-clinic")))
+
+
+@router.get("/Patient", response_model=dict[str, Any])
+def search_patients(
+    request: Request,
+    c: caller,
+    identifier: Annotated[str, Query(description="system|value, or value", min_length=1, max_length=400)],
+) -> Response:
+    """Patients with this identifier (a searchset Bundle)."""
+    ctx, ident = c
+    bundle = rest.search_patients(ctx.clinic, identifier, _base(request))
+    patients = [e["resource"]["identifier"][0]["value"] for e in bundle["entry"]]
+    ctx.clinic.identities.log_access(ident, patients, "fhir Patient search")
+    return _fhir(bundle)
+
+
+@router.get("/Patient/{patient_id}/$everything", response_model=dict[str, Any])
+def everything(patient_id: str, c: caller) -> Response:
+    """The patient's episode as a Bundle (as `pathway export fhir`)."""
+    ctx, ident = c
+    bundle = rest.everything(ctx.clinic, patient_id)
+    ctx.clinic.identities.log_access(ident, rest.identifier_of(patient_id), "fhir Patient/$everything")
+    return _fhir(bundle)
+
+
+@router.get("/EpisodeOfCare/{episode_id}", response_model=dict[str, Any])
+def episode(episode_id: str, c: caller) -> Response:
+    """One episode (enrollment) with its status history."""
+    ctx, ident = c
+    patient, resource = rest.episode(ctx.clinic, episode_id)
+    ctx.clinic.identities.log_access(ident, patient, "fhir EpisodeOfCare")
+    return _fhir(resource)
+
+
+@router.post("/ServiceRequest", status_code=201, response_model=dict[str, Any])
+def create_referral(
+    c: caller,
+    body: Annotated[
+        dict[str, Any], Body(description="A FHIR ServiceRequest (or a Bundle with one and its Patient)")
+    ],
+    if_none_exist: Annotated[
+        str | None, Header(description="identifier=system|value: do nothing if that referral is known")
+    ] = None,
+) -> Response:
+    """Enroll the patient of a referral; 200 with the episode when it is known already."""
+    ctx, ident = c
+    created, resource = rest.create_referral(
+        ctx.clinic, body, if_none_exist, actor=ident.user, role=ident.role
+    )
+    if created:
+        ctx.metrics.changed("enroll")
+        return _fhir(resource, 201, Location=f"/fhir/EpisodeOfCare/{resource['id']}")
+    return _fhir(resource, 200)
