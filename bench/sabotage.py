@@ -243,9 +243,14 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "BEFORE UPDATE ON observations\n       WHEN NOT (",
                 "BEFORE UPDATE ON observations\n       WHEN 0 AND NOT (  -- SABOTAGE",
             ),
-            # Revision 0004 redefines the SQLite trigger: the same there.
+            # Revisions 0004 and 0005 redefine the SQLite trigger: the same there.
             Edit(
                 CORRECTION_AUDIT,
+                "BEFORE UPDATE ON observations\n       WHEN NOT (",
+                "BEFORE UPDATE ON observations\n       WHEN 0 AND NOT (  -- SABOTAGE",
+            ),
+            Edit(
+                AUDIT_CHAIN,
                 "BEFORE UPDATE ON observations\n       WHEN NOT (",
                 "BEFORE UPDATE ON observations\n       WHEN 0 AND NOT (  -- SABOTAGE",
             ),
@@ -276,7 +281,7 @@ SABOTAGES: tuple[Sabotage, ...] = (
                 "IF OLD.entered_in_error OR NOT NEW.entered_in_error",
                 "IF NOT NEW.entered_in_error  -- SABOTAGE",
             ),
-            # Revision 0004 redefines both: the same there.
+            # Revisions 0004 and 0005 redefine both: the same there.
             Edit(
                 CORRECTION_AUDIT,
                 "OLD.entered_in_error = 0 AND NEW.entered_in_error = 1",
@@ -284,6 +289,16 @@ SABOTAGES: tuple[Sabotage, ...] = (
             ),
             Edit(
                 CORRECTION_AUDIT,
+                "IF OLD.entered_in_error OR NOT NEW.entered_in_error",
+                "IF NOT NEW.entered_in_error  -- SABOTAGE",
+            ),
+            Edit(
+                AUDIT_CHAIN,
+                "OLD.entered_in_error = 0 AND NEW.entered_in_error = 1",
+                "NEW.entered_in_error = 1  /* SABOTAGE */",
+            ),
+            Edit(
+                AUDIT_CHAIN,
                 "IF OLD.entered_in_error OR NOT NEW.entered_in_error",
                 "IF NOT NEW.entered_in_error  -- SABOTAGE",
             ),
