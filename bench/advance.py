@@ -18,6 +18,7 @@ no per-patient state kept).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import sqlite3
@@ -132,6 +133,7 @@ def run_sqlite3(path: Path, patients: list[str]) -> float:
             ).fetchall()
             pid = enr[-1][1]
             eid, version, seq, state = enr[-1][0], enr[-1][12], enr[-1][11], enr[-1][5]
+            head = enr[-1][13]
             # The same reads the engine makes for this step: guards load what they read.
             if trigger in READS_OBSERVATIONS:
                 obs = conn.execute(
@@ -148,17 +150,36 @@ def run_sqlite3(path: Path, patients: list[str]) -> float:
                     "ORDER BY effective_at, enrollment_id, seq",
                     (pid,),
                 ).fetchall()
-            cur = conn.execute(
-                "UPDATE enrollments SET state=?, held_from=NULL, entered_state_at=?, closed_at=NULL, "
-                "last_event_at=?, last_seq=?, version=? WHERE id=? AND version=?",
-                (trigger, at, at, seq + 1, version + 1, eid, version),
-            )
-            assert cur.rowcount == 1
+            # As the engine: the event first (chained: SHA-256 of the previous head and the
+            # entry), then the enrollment, which the database lets change only with it.
+            entry = json.dumps([head, p, trigger, state, seq + 1, at, now], separators=(",", ":"))
+            digest = hashlib.sha256(entry.encode()).hexdigest()
             conn.execute(
                 "INSERT INTO events (enrollment_id, seq, trigger, from_state, to_state, actor, role, "
-                "effective_at, recorded_at, reason, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (eid, seq + 1, trigger, state, trigger, "bench", "physician", at, now, None, None),
+                "effective_at, recorded_at, reason, payload, chain_seq, hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    eid,
+                    seq + 1,
+                    trigger,
+                    state,
+                    trigger,
+                    "bench",
+                    "physician",
+                    at,
+                    now,
+                    None,
+                    None,
+                    version + 1,
+                    digest,
+                ),
             )
+            cur = conn.execute(
+                "UPDATE enrollments SET state=?, held_from=NULL, entered_state_at=?, closed_at=NULL, "
+                "last_event_at=?, last_seq=?, version=?, chain_head=? WHERE id=? AND version=?",
+                (trigger, at, at, seq + 1, version + 1, digest, eid, version),
+            )
+            assert cur.rowcount == 1
             conn.execute(
                 "INSERT INTO outbox (message_id, type, enrollment_id, payload, created_at, attempts) "
                 "VALUES (?,?,?,?,?,0)",

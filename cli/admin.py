@@ -82,7 +82,7 @@ def db_upgrade(as_json: bool) -> None:
     """Create or migrate the database schema to the latest revision (Alembic)."""
     from pathway.store import database
 
-    engine = database.create(settings().db)
+    engine = database.create(settings().database_url())
     try:
         before, after = database.upgrade(engine)
     finally:

@@ -36,6 +36,38 @@ class Settings:
     db_given: bool
     json: bool = False
     clinics: list[Clinic] = field(default_factory=list)
+    server: str | None = None
+    token: str | None = None
+    #: --role or PATHWAY_ROLE was given (not the default): sent to the service as X-Pathway-Role.
+    role_given: bool = False
+    actor_given: bool = False
+    remotes: list[Any] = field(default_factory=list)
+
+    def database_url(self) -> str:
+        """--db, for a command that works on the database directly (refused with --server)."""
+        if self.server:
+            from pathway import InvalidInput
+
+            command = click.get_current_context().command_path
+            raise InvalidInput(
+                f"`{command}` works on the database directly (local and administrative use): "
+                "run it without --server"
+            )
+        return self.db
+
+    def backend(self) -> Any:
+        """Where the patient commands run: the service at --server, else the database."""
+        from .backend import Local, Remote
+
+        if not self.server:
+            return Local(self.clinic())
+        if self.actor_given:
+            from pathway import InvalidInput
+
+            raise InvalidInput("--actor: with --server the actor is the token's user")
+        remote = Remote(self.server, self.token, self.role if self.role_given else None)
+        self.remotes.append(remote)
+        return remote
 
     def clinic(self, db: str | None = None, *, create: bool = False) -> Clinic:
         """The clinic at --db. Only commands that bring patients in (`create`: enroll,
@@ -43,6 +75,7 @@ class Settings:
         does not exist is a mistyped path, not an empty clinic."""
         from pathway import Clinic
 
+        self.database_url()  # --server refuses a command on the database, whatever --db
         url = db or self.db
         if not create:
             _require_sqlite_file(url)
@@ -73,6 +106,11 @@ def _require_sqlite_file(url: str) -> None:
 def _error_json(exc: Exception) -> dict[str, Any]:
     from pathway import GuardRefused, InvalidInput
     from pathway.domain.verdicts import reasons
+
+    from .backend import RemoteError
+
+    if isinstance(exc, RemoteError):
+        return exc.to_json()
 
     body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, GuardRefused):
@@ -143,6 +181,8 @@ class PathwayGroup(click.Group):
             if settings is not None:
                 for clinic in settings.clinics:
                     clinic.close()
+                for remote in settings.remotes:
+                    remote.close()
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -195,13 +235,31 @@ PATHWAY_HELP = "The pathway, when the patient has more than one open enrollment.
     type=click.Path(file_okay=False),
     help="Extra directory of workflow YAML files (repeatable; env PATHWAY_WORKFLOWS).",
 )
+@click.option(
+    "--server",
+    envvar="PATHWAY_SERVER",
+    help="Run the patient commands through the clinic service at this URL (env PATHWAY_SERVER).",
+)
+@click.option(
+    "--token",
+    envvar="PATHWAY_TOKEN",
+    help="The bearer token for --server (env PATHWAY_TOKEN; pathway tokens create).",
+)
 @click.version_option(
     package_name=DISTRIBUTION,
     prog_name="pathway",
     message="%(prog)s (distribution %(package)s) %(version)s",
 )
 @click.pass_context
-def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs: tuple[str, ...]) -> None:
+def cli(
+    ctx: click.Context,
+    db: str,
+    actor: str | None,
+    role: str,
+    workflow_dirs: tuple[str, ...],
+    server: str | None,
+    token: str | None,
+) -> None:
     """pathway: clinical pathway workflow engine.
 
     Enroll patients in a pathway, record what happened, and advance them
@@ -209,8 +267,15 @@ def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs
 
     Exit codes: 0 done, 1 error or invalid input, 2 usage, 3 refused by a
     guard or role, 4 not found, 5 changed concurrently (retry).
+
+    Without --server every command works on the database at --db (local and
+    administrative use). With --server URL --token TOKEN the patient commands
+    (enroll, record, correct, advance, reopen, status, check, history, list,
+    worklist) run through the clinic service, with the same output and exit
+    codes, as the token's user.
     """
     source = ctx.get_parameter_source("db")
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
     ctx.obj = Settings(
         db=db,
         actor=actor,
@@ -219,6 +284,10 @@ def cli(ctx: click.Context, db: str, actor: str | None, role: str, workflow_dirs
         # On the command line only: PATHWAY_DB names a clinic's database, which the demo
         # must never write into.
         db_given=source == click.core.ParameterSource.COMMANDLINE,
+        server=server or None,
+        token=token,
+        role_given=ctx.get_parameter_source("role") in given,
+        actor_given=ctx.get_parameter_source("actor") == click.core.ParameterSource.COMMANDLINE,
     )
 
 

@@ -19,7 +19,7 @@ def worklist(
 ) -> None:
     """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
     included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
-    items = [i.to_dict() for i in settings().clinic().worklist(as_of=as_of, role=only_role)]
+    items = settings().backend().worklist(as_of=as_of, role=only_role)
     items = items[:limit] if limit else items
     if as_json:
         emit_json(items)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .app import AT_HELP, PATHWAY_HELP, cli, json_option, settings
+from .backend import Local
 from .output import checks_text, day, emit_json, status_text, table
 
 
@@ -25,15 +26,15 @@ def enroll(
     """Enroll PATIENT (an identifier such as an MRN) in a pathway; the RTT clock starts.
 
     A new episode may not overlap another of the patient's in the same body region."""
-    clinic = settings().clinic(create=True)
-    chosen = pathway or clinic.catalog.default().id
-    status = clinic.enroll(patient, chosen, profile=profile, name=name, at=at)
+    s = settings()
+    backend = s.backend() if s.server else Local(s.clinic(create=True))
+    status = backend.enroll(patient, pathway=pathway, profile=profile, name=name, at=at)
     if as_json:
-        emit_json(status.to_dict())
+        emit_json(status)
     else:
         click.echo(
-            f"enrolled {status.patient} in {status.pathway} v{status.version} "
-            f"(profile {status.profile}): {status.state} since {day(status.to_dict()['since'])}"
+            f"enrolled {status['patient']} in {status['pathway']} v{status['version']} "
+            f"(profile {status['profile']}): {status['state']} since {day(status['since'])}"
         )
 
 
@@ -61,13 +62,12 @@ def record(
       pathway record MRN123 follow_up nrs=3 ndi=12 pgic=6 --at 2026-09-01
     """
     from pathway.domain.fields import parse_assignments
-    from pathway.service.results import observation_dict
 
-    obs = settings().clinic().record(patient, kind, parse_assignments(values), at=at, pathway=pathway)
+    obs = settings().backend().record(patient, kind, parse_assignments(values), at=at, pathway=pathway)
     if as_json:
-        emit_json(observation_dict(obs))
+        emit_json(obs)
     else:
-        click.echo(f"recorded {obs.kind} {obs.id} for {patient} on {obs.day.isoformat()}")
+        click.echo(f"recorded {obs['kind']} {obs['id']} for {patient} on {obs['day']}")
 
 
 @cli.command()
@@ -81,13 +81,11 @@ def correct(patient: str, observation_id: int, reason: str, at: str | None, as_j
 
     Record the right value afterwards as a new observation.
     """
-    from pathway.service.results import observation_dict
-
-    obs = settings().clinic().correct(patient, observation_id, reason=reason, at=at)
+    obs = settings().backend().correct(patient, observation_id, reason=reason, at=at)
     if as_json:
-        emit_json(observation_dict(obs))
+        emit_json(obs)
     else:
-        click.echo(f"marked {obs.kind} {obs.id} of {patient} entered-in-error: {reason}")
+        click.echo(f"marked {obs['kind']} {obs['id']} of {patient} entered-in-error: {reason}")
 
 
 @cli.command()
@@ -107,13 +105,13 @@ def reopen(patient: str, reason: str, at: str | None, pathway: str | None, as_js
     pathways), for the roles its reopen section names, and only for the patient's latest
     episode in its region. Same as `pathway advance PATIENT reopen --reason TEXT`.
     """
-    result = settings().clinic().reopen(patient, reason=reason, at=at, pathway=pathway)
+    result = settings().backend().reopen(patient, reason=reason, at=at, pathway=pathway)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result)
     else:
         click.echo(
-            f"{patient}: {result.from_state} -> {result.to_state} (reopened, {day(result.to_dict()['at'])}; "
-            f"the close is voided)"
+            f"{patient}: {result['from']} -> {result['to']} "
+            f"(reopened, {day(result['at'])}; the close is voided)"
         )
 
 
@@ -133,13 +131,11 @@ def advance(
     as_json: bool,
 ) -> None:
     """Fire TRIGGER for PATIENT if its guards pass; otherwise say every unmet criterion (exit 3)."""
-    result = settings().clinic().advance(patient, trigger, at=at, reason=reason, pathway=pathway)
+    result = settings().backend().advance(patient, trigger, at=at, reason=reason, pathway=pathway)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result)
     else:
-        click.echo(
-            f"{patient}: {result.from_state} -> {result.to_state} ({trigger}, {day(result.to_dict()['at'])})"
-        )
+        click.echo(f"{patient}: {result['from']} -> {result['to']} ({trigger}, {day(result['at'])})")
 
 
 @cli.command()
@@ -162,11 +158,8 @@ def check(
 ) -> None:
     """Why can (or can't) PATIENT go on? Every possible trigger, or just TRIGGER, with every
     unmet criterion. Changes nothing."""
-    from pathway.service.results import check_dict
-
     s = settings()
-    checks = s.clinic().check(patient, trigger, at=at, pathway=pathway, role=s.role, reason=reason)
-    rows = [check_dict(c) for c in checks]
+    rows = s.backend().check(patient, trigger, at=at, pathway=pathway, role=s.role, reason=reason)
     if as_json:
         emit_json(rows)
     elif not rows:
@@ -184,7 +177,7 @@ def check(
 @json_option
 def status(patient: str, pathway: str | None, at: str | None, as_json: bool) -> None:
     """Where PATIENT stands: state, days in it against its SLA, and what could happen next."""
-    result = settings().clinic().status(patient, pathway=pathway, at=at).to_dict()
+    result = settings().backend().status(patient, pathway=pathway, at=at)
     if as_json:
         emit_json(result)
     else:
@@ -206,19 +199,11 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
 
     --json prints the events; --json --audit prints the whole audit trail.
     """
-    from pathway.domain.timeutil import to_utc
-    from pathway.service.results import audit_entries, event_dicts
-
-    clinic = settings().clinic()
-    events = clinic.history(patient, pathway=pathway, at=at)
+    backend = settings().backend()
     if as_json and not audit:
-        emit_json(event_dicts(events))
+        emit_json(backend.history(patient, pathway=pathway, at=at))
         return
-    observations = clinic.observations(patient, pathway=pathway, at=at)
-    if at is not None:
-        until = to_utc(at, zone=clinic.zone)
-        observations = [o for o in observations if o.effective_at <= until]
-    entries = audit_entries(events, observations)
+    entries = backend.history(patient, pathway=pathway, at=at, audit=True)
     if as_json:
         emit_json(entries)
         return
@@ -256,7 +241,7 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
 @json_option
 def list_(pathway: str | None, state: str | None, open_only: bool, as_json: bool) -> None:
     """Enrollments, longest in their state first."""
-    rows = [r.to_dict() for r in settings().clinic().list(pathway=pathway, state=state, open_only=open_only)]
+    rows = settings().backend().enrollments(pathway=pathway, state=state, open_only=open_only)
     if as_json:
         emit_json(rows)
         return

@@ -40,7 +40,8 @@ def demo(cohort: int, html_path: str | None, as_json: bool) -> None:
     from pathway.service.simulate import simulate as run_cohort
 
     s = settings()
-    url = s.db if s.db_given else DEMO_DB
+    url = s.database_url() if s.db_given else DEMO_DB
+    s.database_url()  # refused with --server (before the demo file is removed)
     if not s.db_given:
         _remove_sqlite_file(url)
     clinic = s.clinic(url, create=True)

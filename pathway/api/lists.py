@@ -64,10 +64,14 @@ def enrollments(
 
 
 @router.get("/worklist", response_model=list[WorklistItem], responses=problem_responses(), tags=["worklist"])
-def worklist(c: caller, as_of: AsOfQ = None) -> Response:
-    """What needs action, most urgent first, for the caller's role."""
+def worklist(
+    c: caller,
+    as_of: AsOfQ = None,
+    role: Annotated[str | None, Query(description="Only the items this role can act on.")] = None,
+) -> Response:
+    """What needs action, most urgent first (as `pathway worklist`)."""
     ctx, ident = c
-    items = [i.to_dict() for i in ctx.clinic.worklist(as_of=as_of, role=ident.role)]
+    items = [i.to_dict() for i in ctx.clinic.worklist(as_of=as_of, role=role)]
     _log_many(ctx, ident, [i["patient"] for i in items], "worklist")
     return JSONResponse(items)
 

@@ -155,11 +155,18 @@ def check(
 @router.get(
     "/history", response_model=list[Event], responses=problem_responses(404, 409), summary="The events"
 )
-def history(patient: PatientId, c: caller, pathway: PathwayQ = None, at: AtQ = None) -> Response:
+def history(
+    patient: PatientId,
+    c: caller,
+    pathway: PathwayQ = None,
+    at: AtQ = None,
+    audit: Annotated[bool, Query(description="Observations and corrections too (the audit trail).")] = False,
+) -> Response:
     ctx, ident = c
-    found = ctx.clinic.history(patient, pathway=pathway, at=at)
     ctx.clinic.identities.log_access(ident, patient, "history")
-    return _json(event_dicts(found))
+    if audit:
+        return _json(ctx.clinic.audit_trail(patient, pathway=pathway, at=at))
+    return _json(event_dicts(ctx.clinic.history(patient, pathway=pathway, at=at)))
 
 
 @router.get(

@@ -13,7 +13,7 @@ from pathway.domain.record import Enrollment, Event, Observation
 from pathway.domain.timeutil import When, days_between, local_day, to_utc, utcnow
 from pathway.errors import InvalidInput
 from pathway.service.core import ServiceCore
-from pathway.service.results import Status, Summary
+from pathway.service.results import Status, Summary, audit_entries
 from pathway.store.repository import Tx
 
 
@@ -130,6 +130,19 @@ class Queries(ServiceCore):
             enrollment, _ = self._resolve(tx, patient, pathway, for_write=False, at=when)
             found = tx.events_of([enrollment.id])
         return found if when is None else asof.events_until(found, when)
+
+    def audit_trail(
+        self, patient: str, *, pathway: str | None = None, at: When = None
+    ) -> list[dict[str, Any]]:
+        """Who did what and when to the enrollment (as `history`): every event, observation
+        and correction in the order entered (`results.audit_entries`); with `at`, of the
+        episode that stood then, up to then."""
+        events = self.history(patient, pathway=pathway, at=at)
+        observations = self.observations(patient, pathway=pathway, at=at)
+        if at is not None:
+            until = to_utc(at, zone=self.zone)
+            observations = [o for o in observations if o.effective_at <= until]
+        return audit_entries(events, observations)
 
     def observations(
         self, patient: str, *, pathway: str | None = None, kind: str | None = None, at: When = None

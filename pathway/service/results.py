@@ -125,6 +125,7 @@ def observation_dict(obs: Observation) -> dict[str, Any]:
         "kind": obs.kind,
         "data": {k: iso(v) if isinstance(v, date) else v for k, v in obs.data.items()},
         "at": iso(obs.effective_at),
+        "day": iso(obs.day),
         "recorded_at": iso(obs.recorded_at),
         "actor": obs.actor,
         "role": obs.role,

@@ -1,0 +1,182 @@
+"""Benchmark: advances per second through the clinic service's HTTP API beside in-process
+`Clinic.advance`, on the same PostgreSQL database.
+
+    python bench/serve.py [--url postgresql://postgres@127.0.0.1:5432/test] [--patients 200]
+                          [--rounds 2] [--clients 8] [--workers 1]
+
+Makes a fresh database beside the one `--url` names (dropped afterwards), enrolls
+2 x `--patients` patients, and moves each through `hold` (with a reason) and `resume`,
+`--rounds` times: half the patients in process (`--clients` threads on one Clinic, as the
+service runs its routes in a thread pool), the other half through `pathway serve` with
+`--clients` client processes, each on one keep-alive connection. Prints both rates,
+their ratio (target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
+machine is shared, so read the ratio, measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from pathway import Clinic
+
+CLIENT = r"""
+import json, sys, time, httpx
+url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+patients = sys.argv[4].split(",")
+latencies = []
+with httpx.Client(base_url=url, headers={"Authorization": "Bearer " + token}, timeout=60) as c:
+    for _ in range(rounds):
+        for p in patients:
+            for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
+                began = time.perf_counter()
+                r = c.post(f"/v1/patients/{p}/transitions", json=body)
+                latencies.append(time.perf_counter() - began)
+                if r.status_code != 200:
+                    sys.exit(f"{r.status_code} {r.text}")
+print(json.dumps(latencies))
+"""
+
+
+def fresh_database(url: str) -> tuple[str, str]:
+    admin = create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    name = f"pathway_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_database(url: str, name: str) -> None:
+    admin = create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def split(items: list[str], parts: int) -> list[list[str]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def in_process(db: str, patients: list[str], rounds: int, clients: int) -> float:
+    with Clinic.open(db, actor="bench", role="coordinator") as clinic:
+
+        def work(mine: list[str]) -> None:
+            for _ in range(rounds):
+                for p in mine:
+                    clinic.advance(p, "hold", reason="bench")
+                    clinic.advance(p, "resume")
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(work, split(patients, clients)))
+        return time.perf_counter() - began
+
+
+def through_http(
+    db: str, patients: list[str], rounds: int, clients: int, workers: int
+) -> tuple[float, list[float]]:
+    with Clinic.open(db) as clinic:
+        clinic.identities.add_user("bench", ["coordinator"])
+        token = clinic.identities.create_token("bench")["token"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-serve-{port}.log"
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from pathway_cli.main import main; main()", "serve", "--port", str(port),
+         "--workers", str(workers)],
+        env={**os.environ, "PATHWAY_DB": db},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"the server did not start: {log.read_text()}")
+            time.sleep(0.1)
+        began = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CLIENT, url, token, str(rounds), ",".join(mine)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for mine in split(patients, clients)
+        ]
+        latencies: list[float] = []
+        for p in procs:
+            out, _ = p.communicate()
+            if p.returncode != 0:
+                sys.exit("a client failed")
+            latencies += json.loads(out)
+        return time.perf_counter() - began, latencies
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("PATHWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    db, name = fresh_database(args.url)
+    try:
+        local = [f"L{i:05d}" for i in range(args.patients)]
+        remote = [f"H{i:05d}" for i in range(args.patients)]
+        with Clinic.open(db, actor="bench", role="coordinator") as clinic, clinic.batch():
+            for p in local + remote:
+                clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
+        steps = args.patients * args.rounds * 2
+        mine = in_process(db, local, args.rounds, args.clients)
+        theirs, latencies = through_http(db, remote, args.rounds, args.clients, args.workers)
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        print(
+            f"serve: {steps:,} advances each way, {args.clients} clients, {args.workers} worker(s), PostgreSQL"
+        )
+        print(f"  in process (Clinic.advance, {args.clients} threads): {steps / mine:8.0f} advances/s")
+        print(f"  through HTTP (keep-alive clients):       {steps / theirs:8.0f} advances/s")
+        print(f"  ratio HTTP / in process:                 {mine / theirs:8.2f}   (target >= 0.5)")
+        print(f"  HTTP latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    finally:
+        drop_database(args.url, name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
