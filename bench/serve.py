@@ -38,6 +38,9 @@ url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 patients = sys.argv[4].split(",")
 latencies = []
 with httpx.Client(base_url=url, headers={"Authorization": "Bearer " + token}, timeout=60) as c:
+    c.get("/healthz")  # connected and warm; then wait for the start
+    print("ready", flush=True)
+    sys.stdin.readline()
     for _ in range(rounds):
         for p in patients:
             for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
@@ -121,15 +124,22 @@ def through_http(
             if time.monotonic() > deadline or server.poll() is not None:
                 sys.exit(f"the server did not start: {log.read_text()}")
             time.sleep(0.1)
-        began = time.perf_counter()
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", CLIENT, url, token, str(rounds), ",".join(mine)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
             for mine in split(patients, clients)
         ]
+        for p in procs:  # every client started, imported and connected before the clock starts
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        began = time.perf_counter()
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
         latencies: list[float] = []
         for p in procs:
             out, _ = p.communicate()
@@ -167,7 +177,8 @@ def main() -> int:
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
         print(
-            f"serve: {steps:,} advances each way, {args.clients} clients, {args.workers} worker(s), PostgreSQL"
+            f"serve: {steps:,} advances each way, {args.clients} clients, "
+            f"{args.workers} worker(s), PostgreSQL"
         )
         print(f"  in process (Clinic.advance, {args.clients} threads): {steps / mine:8.0f} advances/s")
         print(f"  through HTTP (keep-alive clients):       {steps / theirs:8.0f} advances/s")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +55,7 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
     app.include_router(fhir.router)
     _add_operations(app)
     _add_error_handlers(app)
-    _add_request_log(app)
+    app.add_middleware(RequestLog, context=app.state.context)
     return app
 
 
@@ -96,38 +95,46 @@ def _field_problem(error: dict[str, Any]) -> str:
     return f"{'.'.join(where) or 'body'}: {error.get('msg', 'invalid')}"
 
 
-def _route_of(request: Request) -> str:
-    """The route's template (its path with {placeholders}), set on the scope by the router."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", None) or "unmatched")
+class RequestLog:
+    """ASGI middleware (plain, cheaper than BaseHTTPMiddleware): counts and times every
+    request in `/metrics` and logs it as one JSON line, by the route's template."""
 
+    def __init__(self, app: Any, context: Context) -> None:
+        self.app = app
+        self.context = context
 
-def _add_request_log(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def count_and_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        route = _route_of(request)
-        context: Context = request.app.state.context
-        context.metrics.observe(request.method, route, response.status_code, seconds)
-        identity = getattr(request.state, "identity", None)
-        log.info(
-            json.dumps(
-                {
+        status = 500
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            route = str(getattr(scope.get("route"), "path", None) or "unmatched")
+            method = scope.get("method", "")
+            self.context.metrics.observe(method, route, status, seconds)
+            identity = scope.get("state", {}).get("identity")
+            if log.isEnabledFor(logging.INFO):
+                entry = {
                     "event": "request",
-                    "method": request.method,
+                    "method": method,
                     "route": route,
-                    "status": response.status_code,
+                    "status": status,
                     "ms": round(seconds * 1000, 2),
                     "user": identity.user if identity else None,
                     "role": identity.role if identity else None,
                 }
-            )
-        )
-        return response
+                log.info(json.dumps(entry))
 
 
 def _add_operations(app: FastAPI) -> None:
