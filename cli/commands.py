@@ -1,6 +1,16 @@
 """Every command module, imported once so that each registers its commands on `cli`."""
 
-from . import admin, identity_cmds, interchange, manager, patients, serve_cmd, simulation, workflow_cmds
+from . import (
+    admin,
+    identity_cmds,
+    interchange,
+    manager,
+    patients,
+    serve_cmd,
+    simulation,
+    subscriber_cmds,
+    workflow_cmds,
+)
 
 __all__ = [
     "admin",
@@ -10,5 +20,6 @@ __all__ = [
     "patients",
     "serve_cmd",
     "simulation",
+    "subscriber_cmds",
     "workflow_cmds",
 ]

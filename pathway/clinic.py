@@ -29,6 +29,7 @@ from pathway.store.repository import Store
 
 if TYPE_CHECKING:  # imported where used: each pulls in more than most commands need
     from pathway.interop.delivery import DeliveryReport
+    from pathway.interop.fanout import FanoutReport
     from pathway.interop.referrals import ImportReport
     from pathway.reports import BottleneckReport, RttReport
     from pathway.service.audit import AuditReport
@@ -206,6 +207,35 @@ class Clinic(Service):
             }
             for row in rows
         ]
+
+    # subscribers (see pathway.interop.subscribers and fanout) --------------------------
+    def add_subscriber(self, name: str, **options: Any) -> dict[str, Any]:
+        """Add a webhook (`url=`) or AMQP (`amqp=`, `exchange=`) subscriber; the result holds
+        a webhook's signing secret, shown only here."""
+        from pathway.interop import subscribers
+
+        if options.get("pathway"):
+            self.catalog.get(options["pathway"])
+        return subscribers.add(self.store, name, **options)
+
+    def subscribers(self) -> list[dict[str, Any]]:
+        from pathway.interop import subscribers
+
+        return subscribers.listed(self.store)
+
+    def subscriber_action(self, action: str, name: str, *args: Any, **options: Any) -> Any:
+        """`disable`, `dead_letters`, `retry` or `replay` (see `pathway.interop.subscribers`)."""
+        from pathway.interop import subscribers
+
+        if action not in ("disable", "dead_letters", "retry", "replay"):
+            raise InvalidInput(f"unknown subscriber action {action!r}")
+        return getattr(subscribers, action)(self.store, name, *args, **options)
+
+    def deliver_subscribers(self, **options: Any) -> FanoutReport:
+        """One delivery pass over every subscriber (see `pathway.interop.fanout.deliver`)."""
+        from pathway.interop.fanout import deliver
+
+        return deliver(self.store, **options)
 
     def deliver_outbox(self, url: str, **options: Any) -> DeliveryReport:
         """POST pending outbox messages to `url` (see `pathway.interop.delivery.deliver`)."""

@@ -46,6 +46,14 @@ class Metrics:
             registry=r,
         )
 
+        self.subscriber_lag = Gauge(
+            "pathway_subscriber_lag",
+            "Outbox messages after each subscriber's cursor",
+            ["subscriber"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+
     def changed(self, kind: str) -> None:
         self.changes.labels(kind).inc()
 
@@ -63,6 +71,8 @@ class Metrics:
             self.outbox_pending.set(tx.outbox_count(pending_only=True))
         oldest = pending[0]["message"].get("recorded_at") if pending else None
         self.outbox_age.set(_age(oldest))
+        for subscriber in clinic.subscribers():
+            self.subscriber_lag.labels(subscriber["name"]).set(subscriber["lag"])
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if folder:
             registry = CollectorRegistry()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from pathway.errors import StoreError
 
 #: The Alembic revision this code expects; a test checks it is the migrations' head.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS = Path(__file__).parent / "migrations"
 

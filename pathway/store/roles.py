@@ -2,7 +2,8 @@
 
 The role may read every table and add rows, and change only what the engine changes
 (enrollments, patients' names, an observation's entered-in-error mark, the outbox's
-delivery state, settings, the service's users, tokens, idempotency keys and sessions;
+delivery state, settings, the service's users, tokens, idempotency keys and sessions, subscribers and their
+deliveries;
 the access log only grows): it has no DELETE or TRUNCATE, owns nothing (so it cannot
 disable a trigger or drop one) and is not a superuser (so it cannot set
 `session_replication_role` to skip them). Services connect as it; `db upgrade` and
@@ -29,6 +30,8 @@ UPDATABLE = (
     "tokens",
     "idempotency_keys",
     "sessions",
+    "subscribers",
+    "deliveries",
 )
 
 

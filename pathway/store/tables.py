@@ -279,3 +279,39 @@ sessions = Table(
     Column("expires_at", UtcTime, nullable=False),
     Column("ended_at", UtcTime),
 )
+
+# Subscribers (migration 0007): each its own cursor over the outbox, its own retries and
+# dead letters, and a lease so that one delivery process at a time serves it.
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False),  # webhook | amqp
+    Column("url", Text, nullable=False),
+    Column("exchange", String(255)),
+    Column("secret", String(200)),
+    Column("types", Json),
+    Column("pathway", String(100)),
+    Column("skip_dead", Boolean, nullable=False, server_default=text("false")),
+    Column("max_attempts", Integer, nullable=False, server_default=text("8")),
+    Column("cursor", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", UtcTime, nullable=False),
+    Column("disabled_at", UtcTime),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcTime),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id"), primary_key=True),
+    Column("outbox_id", Id, ForeignKey("outbox.id"), primary_key=True),
+    Column("enrollment_id", Id),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", UtcTime),
+    Column("delivered_at", UtcTime),
+    Column("dead_at", UtcTime),
+    Index("ix_deliveries_open", "subscriber_id", "delivered_at", "outbox_id"),
+)
