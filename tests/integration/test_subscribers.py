@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from pathway import Clinic, InvalidInput, NotFound
-from tests.service.conftest import pathway_cli
+from tests.service.conftest import pathway_cli, pathway_here
 
 
 class Receiver:
@@ -229,24 +229,24 @@ def test_bad_subscribers_are_refused(clinic: Clinic) -> None:
 def test_the_command_line(tmp_path, receiver: Receiver) -> None:
     db = f"sqlite:///{tmp_path / 'p.db'}"
     Clinic.open(db).close()
-    added = pathway_cli("subscribers", "add", "ehr", "--url", receiver.url, db=db)
+    added = pathway_here("subscribers", "add", "ehr", "--url", receiver.url, db=db)
     assert added.returncode == 0, added.stderr
     receiver.secret = added.stdout.split("shown once): ")[1].strip()
-    listed = pathway_cli("subscribers", "list", db=db)
+    listed = pathway_here("subscribers", "list", db=db)
     assert "ehr" in listed.stdout and receiver.secret not in listed.stdout
-    assert pathway_cli("--role", "coordinator", "enroll", "C1", "--at", "2026-01-05", db=db).returncode == 0
+    assert pathway_here("--role", "coordinator", "enroll", "C1", "--at", "2026-01-05", db=db).returncode == 0
     receiver.answers = [410]
-    failed = pathway_cli("subscribers", "deliver", "--json", db=db)
+    failed = pathway_here("subscribers", "deliver", "--json", db=db)
     assert failed.returncode == 1 and json.loads(failed.stdout)["dead"] == {"ehr": 1}
-    letters = pathway_cli("subscribers", "deadletters", "ehr", db=db)
+    letters = pathway_here("subscribers", "deadletters", "ehr", db=db)
     assert "HTTP 410" in letters.stdout
-    assert pathway_cli("subscribers", "retry", "ehr", db=db).returncode == 0
-    assert pathway_cli("subscribers", "deliver", db=db).returncode == 0
+    assert pathway_here("subscribers", "retry", "ehr", db=db).returncode == 0
+    assert pathway_here("subscribers", "deliver", db=db).returncode == 0
     assert [m["patient"] for m in receiver.got] == ["C1"]
-    assert pathway_cli("subscribers", "replay", "ehr", "--from", "1", db=db).returncode == 0
-    assert pathway_cli("subscribers", "deliver", db=db).returncode == 0
+    assert pathway_here("subscribers", "replay", "ehr", "--from", "1", db=db).returncode == 0
+    assert pathway_here("subscribers", "deliver", db=db).returncode == 0
     assert len(receiver.got) == 2
-    assert pathway_cli("subscribers", "retry", "nobody", db=db).returncode == 4
+    assert pathway_here("subscribers", "retry", "nobody", db=db).returncode == 4
 
 
 def _rabbit() -> bool:

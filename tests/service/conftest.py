@@ -44,6 +44,19 @@ def pathway_cli(*args: str, db: str, stdin: str | None = None) -> subprocess.Com
     )
 
 
+def pathway_here(*args: str, db: str) -> subprocess.CompletedProcess[str]:
+    """`pathway_cli` in this process (click's runner): the same output and exit code,
+    without a new interpreter per command."""
+    from click.testing import CliRunner
+
+    from pathway_cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args), env={"PATHWAY_DB": db})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @dataclass
 class Server:
     db: str

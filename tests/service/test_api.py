@@ -8,7 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pathway import Clinic
-from tests.service.conftest import Server, enroll, pathway_cli
+from tests.service.conftest import Server, enroll, pathway_cli, pathway_here
 
 PROBLEM = "application/problem+json"
 
@@ -373,20 +373,20 @@ def test_serve_refuses_what_it_cannot_do(tmp_path) -> None:
 def test_users_and_tokens_from_the_command_line(tmp_path, roles) -> None:
     db = f"sqlite:///{tmp_path / 'u.db'}"
     role_args = [a for r in roles for a in ("--role", r)]
-    assert pathway_cli("users", "add", "ann", *role_args, db=db).returncode == 0
-    again = pathway_cli("users", "add", "ann", "--role", "coordinator", db=db)
+    assert pathway_here("users", "add", "ann", *role_args, db=db).returncode == 0
+    again = pathway_here("users", "add", "ann", "--role", "coordinator", db=db)
     assert again.returncode == 1 and "already exists" in again.stderr
-    typo = pathway_cli("users", "add", "bea", "--role", "cordinator", db=db)
+    typo = pathway_here("users", "add", "bea", "--role", "cordinator", db=db)
     assert typo.returncode == 1 and "unknown role" in typo.stderr
-    made = pathway_cli("tokens", "create", "ann", "--expires", "30", db=db)
+    made = pathway_here("tokens", "create", "ann", "--expires", "30", db=db)
     assert made.returncode == 0 and made.stdout.strip().startswith("pw_")
     token = made.stdout.strip()
-    listed = pathway_cli("tokens", "list", db=db)
+    listed = pathway_here("tokens", "list", db=db)
     assert token not in listed.stdout and token[3:11] in listed.stdout
     with Clinic.open(db) as clinic:
         assert clinic.identities.authenticate(token, roles[0]).user == "ann"
-    assert pathway_cli("tokens", "revoke", "ann", token[3:11], db=db).returncode == 0
+    assert pathway_here("tokens", "revoke", "ann", token[3:11], db=db).returncode == 0
     with Clinic.open(db) as clinic, pytest.raises(Exception, match="revoked"):
         clinic.identities.authenticate(token)
-    assert pathway_cli("users", "disable", "nobody", db=db).returncode == 4
-    assert "ann" in pathway_cli("users", "list", db=db).stdout
+    assert pathway_here("users", "disable", "nobody", db=db).returncode == 4
+    assert "ann" in pathway_here("users", "list", db=db).stdout

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from pathway import Clinic
-from tests.service.conftest import Server, pathway_cli
+from tests.service.conftest import Server, pathway_here
 
 STEPS = [
     ("enroll", "R1", "--at", "2026-10-01"),
@@ -54,8 +54,8 @@ def test_the_patient_commands_give_the_same_output_and_codes(server: Server, tmp
                 args[2] = "2"  # the J patient's observation
             if as_json:
                 args.append("--json")
-            mine = pathway_cli(*local, *args, db=local_db)
-            theirs = pathway_cli(*remote, *args, db="sqlite:////nonexistent/never-opened.db")
+            mine = pathway_here(*local, *args, db=local_db)
+            theirs = pathway_here(*remote, *args, db="sqlite:////nonexistent/never-opened.db")
             assert theirs.returncode == mine.returncode, (args, mine.stderr, theirs.stderr)
             if as_json and mine.stdout.strip():
                 assert _comparable(json.loads(theirs.stdout)) == _comparable(json.loads(mine.stdout)), args
@@ -76,17 +76,17 @@ def _comparable(value: object) -> object:
 def test_other_commands_say_to_run_without_server(server: Server) -> None:
     remote = ("--server", server.url, "--token", server.tokens["cora"])
     for args in (("import", "referrals", "x.csv"), ("db", "upgrade"), ("users", "list"), ("report", "rtt")):
-        out = pathway_cli(*remote, *args, db="sqlite:////nonexistent/x.db")
+        out = pathway_here(*remote, *args, db="sqlite:////nonexistent/x.db")
         assert out.returncode == 1, (args, out.stderr)
         assert "run it without --server" in out.stderr
 
 
 def test_server_mode_needs_a_good_token_and_no_actor(server: Server) -> None:
-    no_token = pathway_cli("--server", server.url, "status", "R1T", db="sqlite:////nonexistent/x.db")
+    no_token = pathway_here("--server", server.url, "status", "R1T", db="sqlite:////nonexistent/x.db")
     assert no_token.returncode == 1 and "--token" in no_token.stderr
-    bad = pathway_cli("--server", server.url, "--token", "pw_wrong", "status", "R1T", db="sqlite:////x.db")
+    bad = pathway_here("--server", server.url, "--token", "pw_wrong", "status", "R1T", db="sqlite:////x.db")
     assert bad.returncode == 1 and "not known" in bad.stderr
-    actor = pathway_cli(
+    actor = pathway_here(
         "--server",
         server.url,
         "--token",
@@ -98,7 +98,7 @@ def test_server_mode_needs_a_good_token_and_no_actor(server: Server) -> None:
         db="sqlite:////x.db",
     )
     assert actor.returncode == 1 and "--actor" in actor.stderr
-    role = pathway_cli(
+    role = pathway_here(
         "--server",
         server.url,
         "--token",
@@ -110,5 +110,5 @@ def test_server_mode_needs_a_good_token_and_no_actor(server: Server) -> None:
         db="x",
     )
     assert role.returncode == 3 and "does not have the role" in role.stderr
-    down = pathway_cli("--server", "http://127.0.0.1:9", "--token", "pw_x", "status", "R1T", db="x")
+    down = pathway_here("--server", "http://127.0.0.1:9", "--token", "pw_x", "status", "R1T", db="x")
     assert down.returncode == 1 and "cannot reach the service" in down.stderr
