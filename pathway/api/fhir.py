@@ -14,11 +14,29 @@ from pathway.api.context import caller
 from pathway.api.problems import FHIR_MEDIA_TYPE
 from pathway.interop.fhir import rest
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+class FhirResponse(JSONResponse):
+    media_type = FHIR_MEDIA_TYPE
+
+
+_OUTCOME = {"content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": f"An OperationOutcome ({what})", **_OUTCOME}
+    for status, what in (
+        (400, "malformed"),
+        (401, "no or bad credentials"),
+        (403, "role refused"),
+        (404, "not found"),
+        (409, "refused or conflicting"),
+        (422, "invalid"),
+        (503, "database unavailable"),
+    )
+}
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse, responses=_ERRORS)
 
 
 def _fhir(body: Any, status: int = 200, **headers: str) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=FHIR_MEDIA_TYPE, headers=headers or None)
+    return FhirResponse(body, status_code=status, headers=headers or None)
 
 
 def _base(request: Request) -> str:

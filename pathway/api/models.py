@@ -178,5 +178,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": described[s],
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for s in (401, 422, 503, *statuses)
+        for s in sorted({400, 401, 403, 422, 503, *statuses})
     }

@@ -31,7 +31,12 @@ from pathway.service.results import check_dict, event_dicts, observation_dict
 
 router = APIRouter(prefix="/v1/patients/{patient}", tags=["patients"])
 
-PatientId = Annotated[str, Path(description="The patient's identifier (e.g. an MRN).", max_length=64)]
+PatientId = Annotated[
+    str,
+    Path(
+        description="The patient's identifier (e.g. an MRN).", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+    ),
+]
 PathwayQ = Annotated[str | None, Query(description="The pathway, when the patient has several enrollments.")]
 AtQ = Annotated[str | None, Query(description="As of this date or time (default now).")]
 IfMatch = Annotated[
