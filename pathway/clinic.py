@@ -170,6 +170,12 @@ class Clinic(Service):
         with self.store.write() as tx:
             return create_role(tx.conn, name, password)
 
+    def patient_view(self, patient: str) -> dict[str, Any]:
+        """The patient on one screen (see `pathway.service.patient_view`)."""
+        from pathway.service.patient_view import patient_view
+
+        return patient_view(self, patient)
+
     # the clinic service's identities ------------------------------------------------
     @property
     def identities(self) -> Identities:
