@@ -64,7 +64,6 @@ def signed_headers(
         "webhook-id": message["id"],
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signature,
-        "user-agent": "pathway-outbox",
     }
 
 
