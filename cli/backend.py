@@ -187,7 +187,9 @@ class Remote:
                 return rows
 
     def worklist(self, **options: Any) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/v1/worklist", params=options)
+        kinds = options.pop("kinds", ()) or None
+        params = {**options, "kind": list(kinds) if kinds else None}
+        result: list[dict[str, Any]] = self._call("GET", "/v1/worklist", params=params)
         return result
 
 

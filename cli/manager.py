@@ -2,40 +2,100 @@
 
 from __future__ import annotations
 
+import shutil
+from typing import Any
+
 import click
 
 from .app import cli, json_option, settings
 from .output import emit_csv, emit_json, table, write_page
 
+KINDS = (
+    "new_referral",
+    "over_sla",
+    "sla_due",
+    "rtt_breach",
+    "rtt_at_risk",
+    "follow_up_due",
+    "ready",
+    "blocked",
+    "guard_error",
+)
+SCREEN = 40
+
 
 @cli.command()
 @click.option("--as-of", "as_of", help="As of this date (default now): the patients as they stood then.")
 @click.option("--role", "only_role", help="Only steps this role may take (default: everything).")
-@click.option("--limit", type=click.IntRange(1), help="At most this many lines.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only this kind (repeatable).")
+@click.option("--state", help="Only patients in this state.")
+@click.option("--pathway", help="Only patients of this pathway.")
+@click.option("--due-within", type=click.IntRange(0, 3650), help="Only what is due within DAYS (0: today).")
+@click.option(
+    "--limit", type=click.IntRange(1), help=f"At most this many patients (text: {SCREEN} by default)."
+)
+@click.option("--all", "show_all", is_flag=True, help="Every patient (text), not only the most urgent.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @json_option
 def worklist(
-    as_of: str | None, only_role: str | None, limit: int | None, as_csv: bool, as_json: bool
+    as_of: str | None,
+    only_role: str | None,
+    kinds: tuple[str, ...],
+    state: str | None,
+    pathway: str | None,
+    due_within: int | None,
+    limit: int | None,
+    show_all: bool,
+    as_csv: bool,
+    as_json: bool,
 ) -> None:
-    """What needs action today, most urgent first: RTT breaches, stays over SLA (holds
-    included), RTT at risk, follow-ups due, steps now ready, steps blocked (and why)."""
-    items = settings().backend().worklist(as_of=as_of, role=only_role)
-    items = items[:limit] if limit else items
-    if as_json:
-        emit_json(items)
-        return
-    if as_csv:
-        fields = ["patient", "pathway", "state", "kind", "action", "trigger", "urgency"]
-        emit_csv(items, fields)
+    """What to do today, most urgent first, each with the next action and why: new
+    referrals to triage, RTT breaches, stays over or near their SLA, RTT at risk,
+    follow-ups due or overdue, steps ready, steps blocked by missing data or an unmet
+    criterion, guard faults. Waiting as planned (a routine state, a procedure not yet
+    done) is not an item. The table shows one line per patient (its most urgent item,
+    +N for the rest); --json and --csv give every item."""
+    options = {"kinds": kinds, "state": state, "pathway": pathway, "due_within": due_within}
+    items = settings().backend().worklist(as_of=as_of, role=only_role, **options)
+    if as_json or as_csv:
+        items = items[:limit] if limit else items
+        if as_json:
+            emit_json(items)
+        else:
+            fields = ["patient", "pathway", "state", "kind", "action", "trigger", "urgency", "due"]
+            emit_csv(items, fields)
         return
     if not items:
         click.echo("nothing needs action")
         return
-    click.echo(
-        table(
-            ["patient", "state", "what", "next action"],
-            [[i["patient"], i["state"], i["kind"], i["action"]] for i in items],
+    by_patient: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in items:  # most urgent first, so each patient's first item is its most urgent
+        by_patient.setdefault((item["patient"], item["pathway"]), []).append(item)
+    shown = list(by_patient.values())
+    cap = None if show_all else (limit or SCREEN)
+    rows = [
+        [
+            group[0]["patient"],
+            group[0]["pathway"],
+            group[0]["state"],
+            group[0]["kind"],
+            group[0]["action"] + (f"  (+{len(group) - 1})" if len(group) > 1 else ""),
+        ]
+        for group in (shown[:cap] if cap else shown)
+    ]
+    width = shutil.get_terminal_size((120, 24)).columns
+    click.echo(fit(table(["patient", "pathway", "state", "what", "next action"], rows), width))
+    if cap and len(shown) > cap:
+        click.echo(
+            f"{cap} of {len(shown)} patients ({len(items)} items): --all for everyone; "
+            "--kind, --state, --pathway, --due-within narrow it; --json gives every item"
         )
+
+
+def fit(text: str, width: int) -> str:
+    """Lines cut to the terminal's width (the action, last, is what is cut)."""
+    return "\n".join(
+        line if len(line) <= width else line[: max(width - 3, 20)] + "..." for line in text.split("\n")
     )
 
 

@@ -134,11 +134,38 @@ class Clinic(Service):
             **window(since, until, self.zone),
         )
 
-    def worklist(self, *, as_of: When = None, role: str | None = None) -> list[WorklistItem]:
-        """What needs action, most urgent first (see `pathway.service.worklist`)."""
-        from pathway.service.worklist import worklist
+    def worklist(
+        self,
+        *,
+        as_of: When = None,
+        role: str | None = None,
+        kinds: Iterable[str] = (),
+        state: str | None = None,
+        pathway: str | None = None,
+        due_within: int | None = None,
+    ) -> list[WorklistItem]:
+        """What needs action, most urgent first (see `pathway.service.worklist`): only items
+        of `kinds`, of patients in `state` or `pathway`, due within `due_within` days."""
+        from datetime import timedelta
 
-        return worklist(self, as_of=self._as_of(as_of), role=self.known_role(role))
+        from pathway.domain.timeutil import local_day
+        from pathway.service.worklist import KINDS, worklist
+
+        wanted = tuple(kinds)
+        unknown = [k for k in wanted if k not in KINDS]
+        if unknown:
+            raise InvalidInput(f"--kind: unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
+        if due_within is not None and not 0 <= due_within <= 3650:
+            raise InvalidInput("--due-within: a number of days from 0 to 3650")
+        self._pathway(pathway)
+        when = self._as_of(as_of)
+        items = worklist(self, as_of=when, role=self.known_role(role), pathway=pathway, in_state=state)
+        if wanted:
+            items = [i for i in items if i.kind in wanted]
+        if due_within is not None:
+            by = local_day(when, self.zone) + timedelta(days=due_within)
+            items = [i for i in items if i.due is None or i.due <= by]
+        return items
 
     # settings -----------------------------------------------------------------------
     def settings(self) -> dict[str, str]:

@@ -77,7 +77,8 @@ def two_qualifying_blocks(record: PatientRecord, params: Params) -> Verdict:
     c = Criteria("two_qualifying_blocks")
     pair = last_two_blocks(record)
     if len(pair) < 2:
-        c.fail("two_blocks", f"two diagnostic blocks are needed; {len(pair)} recorded")
+        # The blocks are recorded as they are given: until then the patient waits as planned.
+        c.fail("two_blocks", f"two diagnostic blocks are needed; {len(pair)} recorded", awaiting=True)
         return c.verdict()
     first, second = pair
     for label, block in (("first", first), ("second", second)):

@@ -43,6 +43,7 @@ def procedure_safety(record: PatientRecord, params: Params) -> Verdict:
             "ablation_recorded",
             f"no ablation is recorded for {record.today.isoformat()}: "
             "record the procedure (side, levels, technique, guidance)",
+            awaiting=True,  # recorded when it is performed
         )
     else:
         proc = today[-1]

@@ -68,10 +68,19 @@ def worklist(
     c: caller,
     as_of: AsOfQ = None,
     role: Annotated[str | None, Query(description="Only the items this role can act on.")] = None,
+    kind: Annotated[list[str] | None, Query(description="Only these kinds (repeatable).")] = None,
+    state: Annotated[str | None, Query(description="Only patients in this state.")] = None,
+    pathway: PathwayQ = None,
+    due_within: Annotated[
+        int | None, Query(ge=0, le=3650, description="Only what is due within DAYS.")
+    ] = None,
 ) -> Response:
-    """What needs action, most urgent first (as `pathway worklist`)."""
+    """What needs action, most urgent first (as `pathway worklist --json`)."""
     ctx, ident = c
-    items = [i.to_dict() for i in ctx.clinic.worklist(as_of=as_of, role=role)]
+    found = ctx.clinic.worklist(
+        as_of=as_of, role=role, kinds=kind or (), state=state, pathway=pathway, due_within=due_within
+    )
+    items = [i.to_dict() for i in found]
     _log_many(ctx, ident, [i["patient"] for i in items], "worklist")
     return JSONResponse(items)
 

@@ -16,6 +16,10 @@ class Failure:
     #: For a criterion that time alone will meet (a limit per 12 months): the first
     #: calendar date on which it is met. The worklist names it.
     not_before: date | None = None
+    #: The criterion waits for the record of a planned step not yet taken (the procedure
+    #: itself, a block still to come): waiting as planned, which the worklist leaves out
+    #: until the stay runs past its SLA.
+    awaiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,10 @@ class Criteria:
         self.guard = guard
         self._failures: list[Failure] = []
 
-    def fail(self, criterion: str, message: str, *, not_before: date | None = None) -> None:
-        self._failures.append(Failure(criterion, message, not_before))
+    def fail(
+        self, criterion: str, message: str, *, not_before: date | None = None, awaiting: bool = False
+    ) -> None:
+        self._failures.append(Failure(criterion, message, not_before, awaiting))
 
     def require(self, ok: bool, criterion: str, message: str) -> bool:
         """Record `message` as a failure unless `ok`; return `ok`."""

@@ -256,6 +256,7 @@ def test_the_worklist_follows_the_knee_schedule_and_routine(knee: Clinic) -> Non
     assert [(i.patient, i.kind) for i in items] == [
         ("K2", "rtt_breach"),
         ("K5", "rtt_breach"),
+        ("K3", "new_referral"),  # referred on 2026-04-20, nothing done since: triage it
         ("K2", "over_sla"),
         ("K5", "over_sla"),
         ("K3", "over_sla"),
@@ -265,8 +266,9 @@ def test_the_worklist_follows_the_knee_schedule_and_routine(knee: Clinic) -> Non
         ("K5", "blocked"),
     ]
     actions = {(i.patient, i.kind): i.action for i in items}
-    assert actions["K2", "rtt_breach"] == "referral-to-treatment 20.3 weeks: past 12"
-    assert actions["K7", "follow_up_due"] == "1-month follow-up due (target 2026-05-25)"
+    assert actions["K3", "new_referral"].startswith("new referral (")
+    assert actions["K2", "rtt_breach"] == "treat or decide now: referral-to-treatment 20.3 weeks, past 12"
+    assert actions["K7", "follow_up_due"] == "1-month follow-up overdue by 7 days (target 2026-05-25)"
     assert actions["K8", "over_sla"] == "hold past its SLA: resume or close it (22 days, SLA 20)"
     assert actions["K2", "blocked"] == "blocked: offer_block: pain for 2 months, below the 3-month minimum"
     # K1, K6 (closed) and K9 wait as planned in review: nothing for them.

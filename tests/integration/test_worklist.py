@@ -95,8 +95,9 @@ def test_worklist_cli(tmp_path: Path) -> None:
         clinic.enroll("W3", "cervical-neurotomy", at="2026-01-02")
     out = CliRunner().invoke(cli, ["--db", db, "worklist", "--as-of", "2026-06-05", "--json"])
     assert out.exit_code == 0
-    assert {i["kind"] for i in json.loads(out.output)} == {"over_sla", "rtt_breach"}
+    assert {i["kind"] for i in json.loads(out.output)} == {"new_referral", "over_sla", "rtt_breach"}
     csv_out = CliRunner().invoke(cli, ["--db", db, "worklist", "--as-of", "2026-06-05", "--csv"])
     assert csv_out.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(csv_out.output)))
-    assert {r["kind"] for r in rows} == {"over_sla", "rtt_breach"} and {r["patient"] for r in rows} == {"W3"}
+    assert {r["kind"] for r in rows} == {"new_referral", "over_sla", "rtt_breach"}
+    assert {r["patient"] for r in rows} == {"W3"}
