@@ -9,6 +9,7 @@ import click
 
 from .app import cli, json_option, settings
 from .output import emit_csv, emit_json, table, write_page
+from .report_text import bottlenecks_text, outcomes_text, rtt_text
 
 KINDS = (
     "new_referral",
@@ -143,34 +144,7 @@ def report_bottlenecks(
     if as_csv:
         emit_csv(lines, columns)
         return
-    click.echo(
-        table(
-            [
-                "state",
-                "sla",
-                "in",
-                "out",
-                "now",
-                "median",
-                "p90",
-                "max",
-                "open med",
-                "open p90",
-                "over sla",
-                "over now",
-                "patient-days",
-            ],
-            [
-                [f"{line['state']} (planned)" if line["planned"] else line["state"]]
-                + [line[c] if line[c] is not None else "" for c in columns[1:-1]]
-                for line in lines
-            ],
-        )
-    )
-    click.echo("")
-    click.echo(data["summary"])
-    if any(line["planned"] for line in lines):
-        click.echo("(planned) states are planned care, such as recovery and follow-up: listed, not waiting.")
+    click.echo("\n".join(bottlenecks_text(data)))
 
 
 @report.command("rtt")
@@ -190,36 +164,7 @@ def report_rtt(pathway: str | None, as_of: str | None, as_csv: bool, as_json: bo
     if as_csv:
         emit_csv(data["completed_by_month"], ["month", "pathways", "median_weeks", "p92_weeks", "within_pct"])
         return
-    if data["within_pct"] is None:
-        click.echo("Incomplete pathways: 0 (nobody is waiting, so the 92% standard does not apply)")
-    else:
-        verdict = "meets" if data["meets_target"] else "misses"
-        click.echo(
-            f"Incomplete pathways: {data['incomplete']}; within 18 weeks: "
-            f"{data['within_standard']} ({data['within_pct']}%, {verdict} the 92% standard)"
-        )
-    if data["at_risk"]:
-        click.echo("At or near breach (16+ weeks):")
-        click.echo(
-            table(
-                ["patient", "pathway", "weeks", "breached"],
-                [
-                    [r["patient"], r["pathway"], r["weeks"], "yes" if r["breached"] else ""]
-                    for r in data["at_risk"]
-                ],
-            )
-        )
-    if data["completed_by_month"]:
-        click.echo("Completed pathways by month of referral:")
-        click.echo(
-            table(
-                ["month", "pathways", "median weeks", "p92 weeks", "within 18 w"],
-                [
-                    [m["month"], m["pathways"], m["median_weeks"], m["p92_weeks"], f"{m['within_pct']}%"]
-                    for m in data["completed_by_month"]
-                ],
-            )
-        )
+    click.echo("\n".join(rtt_text(data)))
 
 
 @report.command("funnel")
@@ -270,8 +215,7 @@ def report_outcomes(pathway: str | None, as_of: str | None, as_csv: bool, as_jso
     if as_csv:
         emit_csv([data], [k for k, v in data.items() if not isinstance(v, list | dict)])
         return
-    for key, value in data.items():
-        click.echo(f"{key.replace('_', ' '):28s} {'-' if value is None else value}")
+    click.echo("\n".join(outcomes_text(data)))
 
 
 @report.command("html")

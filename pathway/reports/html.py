@@ -46,6 +46,7 @@ def render(
     bottlenecks = reports.bottlenecks(store, catalog, as_of=as_of, pathway=pathway, since=since, until=until)
     rtt = reports.rtt(store, catalog, as_of=as_of, pathway=pathway)
     funnel = reports.funnel(store, catalog, as_of=as_of, pathway=pathway)
+    outcomes = reports.outcomes(store, catalog, as_of=as_of, pathway=pathway)
     weeks = time_in_state(store, as_of=as_of, pathway=pathway, since=since, until=until)
     wip = wip_over_time(store, as_of=as_of, pathway=pathway, since=since, until=until)
     moves = transitions_taken(store, as_of=as_of, pathway=pathway)
@@ -109,6 +110,14 @@ def render(
             f"(optional stages, here {_e(_names(sorted(kinds['optional'])))}, are left out of the chain).</p>"
             + charts.funnel(funnel)
             + _exits_table(funnel["closed_by_state"]),
+        ),
+        (
+            "outcomes",
+            "Outcomes",
+            "<p>Of the patients whose first treatment is old enough for its follow-up window to "
+            "have closed: how many had a follow-up in the window, how many of those were a "
+            "success (the workflow file's measure and threshold), and how many were treated again. "
+            "Each share names its numerator and denominator.</p>" + _outcomes_table(outcomes),
         ),
         (
             "diagram",
@@ -232,6 +241,31 @@ def _bottleneck_table(
         f'<table class="bottlenecks"><thead><tr><th>state</th>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>{note}"
     )
+
+
+def _share(part: int | None, whole: int | None) -> str:
+    return "-" if not whole or part is None else f"{part:,} of {whole:,} ({round(100 * part / whole)}%)"
+
+
+def _outcomes_table(outcomes: dict[str, Any]) -> str:
+    rows = []
+    for p in outcomes.get("pathways") or []:
+        if not p["treated"]:
+            rows.append(f"<tr><th>{_e(p['pathway'])}</th><td colspan=5>no treatments yet</td></tr>")
+            continue
+        window = p.get("window_days") or ["", ""]
+        rows.append(
+            f"<tr><th>{_e(p['pathway'])} ({_e(p.get('label') or '')}, days {window[0]}-{window[1]})</th>"
+            f"<td>{p['treated']:,}</td><td>{p['window_closed']:,}</td>"
+            f"<td>{_e(_share(p['successes'], p['with_follow_up']))}</td>"
+            f"<td>{_e(_share(p['successes'], p['window_closed']))}</td>"
+            f"<td>{_e(_share(p['repeats'], p['treated']))}</td></tr>"
+        )
+    head = (
+        "<tr><th>pathway</th><th>treated</th><th>window closed</th>"
+        "<th>successes of those followed up</th><th>successes of all</th><th>treated again</th></tr>"
+    )
+    return f'<table class="outcomes"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _exits_table(closed_by_state: dict[str, int]) -> str:
