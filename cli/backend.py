@@ -83,6 +83,9 @@ class Local:
             return trail
         return event_dicts(self.clinic.history(patient, **options))
 
+    def episodes(self, patient: str) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.clinic.episodes(patient)]
+
     def enrollments(self, **options: Any) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.clinic.list(**options)]
 
@@ -169,6 +172,10 @@ class Remote:
         result: list[dict[str, Any]] = self._call(
             "GET", self._patient(patient, "/history"), params={"audit": audit, **options}
         )
+        return result
+
+    def episodes(self, patient: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", self._patient(patient, "/episodes"))
         return result
 
     def enrollments(self, **options: Any) -> list[dict[str, Any]]:

@@ -208,7 +208,9 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
         emit_json(entries)
         return
     rows = []
-    for e in entries:
+    # In the order things happened (an observation back-dated sits where it took effect),
+    # then the order they were entered.
+    for e in sorted(entries, key=lambda e: (e["at"] or "", e["recorded_at"] or "")):
         if e["type"] == "event":
             what, change = e["trigger"], f"{e['from'] or ''} -> {e['to']}"
             if e.get("voids") is not None:
@@ -232,6 +234,15 @@ def history(patient: str, pathway: str | None, audit: bool, at: str | None, as_j
             ]
         )
     click.echo(table(["seq", "at", "what", "change", "actor", "role", "entered", "reason"], rows))
+    episodes = backend.episodes(patient)
+    if len(episodes) > 1:
+        shown = backend.status(patient, pathway=pathway, at=at)["enrollment_id"]
+        click.echo("episodes of this patient (history --pathway ID --at DATE shows another):")
+        for ep in reversed(episodes):
+            opened = day(ep["opened_at"])
+            span = f"{opened} to {day(ep['closed_at'])}" if ep["closed_at"] else f"since {opened}"
+            here = "  <- shown" if shown == ep["enrollment_id"] else ""
+            click.echo(f"  {ep['pathway']}  {span}  {ep['state']}{here}")
 
 
 @cli.command("list")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -52,3 +53,22 @@ def test_show_an_unknown_patient_is_not_found(tmp_path: Path) -> None:
     run(db, "enroll", "S1", "--at", "2026-01-05")
     code, _, err = run(db, "show", "NOBODY")
     assert code == 4 and "no patient" in err
+
+
+def test_history_is_in_the_order_things_happened_and_names_the_other_episodes(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    run(db, "enroll", "H1", "--at", "2026-01-05")
+    run(db, "advance", "H1", "decline", "--at", "2026-01-10", "--reason", "moved away")
+    run(db, "enroll", "H1", "--at", "2026-02-02")
+    run(db, "advance", "H1", "start_evaluation", "--at", "2026-02-05")
+    run(db, "record", "H1", "contact_attempt", "outcome=no_response", "--at", "2026-02-03")  # back-dated
+    code, out, _ = run(db, "history", "H1")
+    assert code == 0
+    lines = out.splitlines()
+    order = [re.search(r"\d{4}-\d\d-\d\d", line).group(0) for line in lines[2:5]]  # type: ignore[union-attr]
+    assert order == ["2026-02-02", "2026-02-03", "2026-02-05"]
+    assert "episodes of this patient" in out
+    assert "since 2026-02-02  evaluation  <- shown" in out
+    assert "2026-01-05 to 2026-01-10  declined" in out
+    code, earlier, _ = run(db, "history", "H1", "--at", "2026-01-07")
+    assert code == 0 and "2026-01-05 to 2026-01-10  declined  <- shown" in earlier
