@@ -102,6 +102,23 @@ def test_a_wheel_in_a_fresh_environment_finds_the_shipped_pathways(fresh_env: Pa
     )
     assert demo.returncode == 0, demo.stderr
     assert (work / "demo.db").exists()
+    # The clinic service is in the wheel too: its app builds (routes, FHIR face, templates).
+    service = subprocess.run(
+        [
+            str(fresh_env / "bin" / "python"),
+            "-c",
+            "from pathway import Clinic; from pathway.api.app import create_app; "
+            "c = Clinic.open('sqlite:///demo.db'); app = create_app(c); "
+            "print(len(app.openapi()['paths']))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=clean_env(),
+        check=False,
+    )
+    assert service.returncode == 0, service.stderr
+    assert int(service.stdout) > 20
 
 
 @pytest.mark.slow
