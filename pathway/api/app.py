@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from pathway.api import fhir, lists, patients, problems
+from pathway.api import fhir, lists, patients, problems, workspace
 from pathway.api.auth import Oidc
 from pathway.api.context import Context
 from pathway.clinic import Clinic
@@ -53,6 +53,7 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
     app.include_router(patients.router)
     app.include_router(lists.router)
     app.include_router(fhir.router)
+    app.include_router(workspace.router)
     _add_operations(app)
     _add_error_handlers(app)
     app.add_middleware(RequestLog, context=app.state.context)

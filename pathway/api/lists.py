@@ -63,7 +63,9 @@ def enrollments(
     return JSONResponse({"items": page, "next_cursor": next_cursor})
 
 
-@router.get("/worklist", response_model=list[WorklistItem], responses=problem_responses(), tags=["worklist"])
+@router.get(
+    "/worklist", response_model=list[WorklistItem], responses=problem_responses(404), tags=["worklist"]
+)
 def worklist(
     c: caller,
     as_of: AsOfQ = None,

@@ -194,6 +194,34 @@ class Identities:
             raise wrong
         return found
 
+    # workspace sessions -------------------------------------------------------------------
+    def open_session(self, user: dict[str, Any], role: str, hours: int = 8) -> tuple[str, str]:
+        """A signed-in browser: (the cookie's secret, the session's CSRF token). Only a
+        SHA-256 of the secret is stored."""
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        now = utcnow()
+        with self.store.write() as tx:
+            rows.add_session(tx, digest(secret), user["id"], role, csrf, now, now + timedelta(hours=hours))
+        return secret, csrf
+
+    def session(self, secret: str) -> tuple[Identity, str]:
+        """(the identity, the CSRF token) of a live session; NotAuthenticated otherwise."""
+        now = utcnow()
+        with self.store.read() as tx:
+            found = rows.session(tx, digest(secret))
+            user = rows.user_by_id(tx, found["user_id"]) if found else None
+        if found is None or user is None or found["ended_at"] is not None or found["expires_at"] <= now:
+            raise NotAuthenticated("not signed in, or the session has ended: sign in")
+        if user["disabled_at"] is not None:
+            raise NotAuthenticated("the user is disabled")
+        roles = tuple(user["roles"])
+        role = found["role"] if found["role"] in roles else choose_role(user["name"], roles, None)
+        return Identity(user["name"], roles, role, user["id"], via="session"), found["csrf"]
+
+    def end_session(self, secret: str) -> None:
+        with self.store.write() as tx:
+            rows.end_sessions(tx, at=utcnow(), digest=digest(secret))
+
     # who looked -------------------------------------------------------------------------
     def log_access(self, identity: Identity, patients: str | Sequence[str], what: str) -> None:
         """Write who read `patients`' data (one or several identifiers), and what."""
