@@ -91,7 +91,7 @@ def test_a_patient_walk_with_an_input_error_a_refusal_a_hold_and_a_correction(st
         assert re.search(r'class="field-error" role="alert">nrs: [^<]*0-10', bad.text)
         assert "None yet." in bad.text
         # A step refused says why before it is tried (disabled with its reasons).
-        assert 'id="step-schedule_blocks" disabled' in bad.text
+        assert 'aria-describedby="why-schedule_blocks" class="refused"' in bad.text
         assert "no baseline" in bad.text or "baseline" in bad.text
         refused = b.post("/patients/WS-1/advance", data={"csrf": token, "trigger": "schedule_blocks"})
         assert refused.status_code == 409 and 'role="alert"' in refused.text
