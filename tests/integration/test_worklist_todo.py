@@ -165,3 +165,24 @@ def _relieved(clinic: Clinic, patient: str, as_of: str) -> bool:
     history = live(clinic.history(patient, at=as_of))
     found = asof.for_guards(clinic.observations(patient, at=as_of), clinic._as_of(as_of))
     return still_relieved(outcome, history, found, clinic.zone)
+
+
+def test_the_demo_worklist_fits_a_few_screens_and_every_item_is_for_today(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    runner = CliRunner()
+    built = runner.invoke(cli, ["--db", db, "demo", "--cohort", "600"])
+    assert built.exit_code == 0, built.output
+    out = runner.invoke(cli, ["--db", db, "worklist"], env={"COLUMNS": "160"})
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert len(lines) <= 2 + 40 + 1  # header, 40 patients, the line saying how to see more
+    items = json.loads(runner.invoke(cli, ["--db", db, "worklist", "--json"]).output)
+    with Clinic.open(db) as clinic:
+        routine = set(clinic.catalog.get("cervical-neurotomy").declarations.worklist.routine)
+        for item in items:
+            assert item["action"] and item["due"]
+            assert not (
+                item["kind"] == "blocked" and item["state"] in routine and "not before" not in item["action"]
+            )
+            if item["kind"] == "ready" and item["trigger"] == "repeat_ablation":
+                assert not _relieved(clinic, item["patient"], date.today().isoformat())

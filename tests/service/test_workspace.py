@@ -151,3 +151,20 @@ def test_sign_out_ends_the_session(staff: Server) -> None:
     with browser(staff) as other:
         other.cookies.set("pathway_session", secret or "")
         assert other.get("/").headers["location"] == "/signin"  # the old cookie is dead
+
+
+def test_a_closed_episode_can_be_reopened_with_a_reason(staff: Server) -> None:
+    with staff.client("phil") as api:
+        api.post("/v1/patients/WS-3/enrollments", json={"at": "2026-10-01"})
+        api.post("/v1/patients/WS-3/transitions", json={"trigger": "decline", "reason": "changed mind"})
+    with browser(staff) as b:
+        sign_in(b, "phil")
+        page = b.get("/patients/WS-3")
+        assert 'id="reopen"' in page.text and "Next steps" not in page.text
+        token = csrf(page.text)
+        refused = b.post("/patients/WS-3/advance", data={"csrf": token, "trigger": "reopen"})
+        assert refused.status_code in (409, 422) and 'role="alert"' in refused.text
+        reopened = b.post(
+            "/patients/WS-3/advance", data={"csrf": token, "trigger": "reopen", "reason": "declined in error"}
+        )
+        assert reopened.status_code == 200 and 'id="state">referred<' in reopened.text
