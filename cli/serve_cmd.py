@@ -34,8 +34,10 @@ def serve(
     oidc_roles_claim: str,
     oidc_user_claim: str,
 ) -> None:
-    """Run the clinic service: the HTTP API under /v1 (OpenAPI at /openapi.json, docs at
-    /docs), /healthz, /readyz and /metrics, until SIGTERM or Ctrl-C.
+    """Run the clinic service: the workspace for coordinators at / (sign in with a password:
+    pathway users add NAME --role R --password), the HTTP API under /v1 (OpenAPI at
+    /openapi.json, docs at /docs), the FHIR face under /fhir, /healthz, /readyz and
+    /metrics, until SIGTERM or Ctrl-C.
 
     Callers authenticate with `Authorization: Bearer TOKEN` (pathway users add,
     pathway tokens create) or, with --oidc-*, a JWT of the clinic's identity provider.
