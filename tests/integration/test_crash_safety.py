@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = 10  # per command: 20 in all
+KILLS = 6  # per command: 12 in all
 
 
 def pathway(db: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -70,7 +70,7 @@ def check_whole(db: Path) -> dict[str, int]:
 
 
 def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_path: Path) -> None:
-    rows = 20000  # several batches: the kills land between and inside them
+    rows = 12000  # several batches: the kills land between and inside them
     csv = tmp_path / "referrals.csv"
     csv.write_text(
         "patient,referred_at,pathway\n"
@@ -83,8 +83,8 @@ def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_pat
     whole = time.monotonic() - started
     rng = random.Random(20261124)
     killed_mid_import = 0
-    # Five databases, each killed twice (the second kill lands in the re-run that
-    # resumes the first), then imported to the end: ten kills in all.
+    # Three databases, each killed twice (the second kill lands in the re-run that
+    # resumes the first), then imported to the end: six kills in all.
     for round_ in range(KILLS // 2):
         db = tmp_path / f"import-{round_}.db"
         for _ in range(2):
@@ -112,9 +112,9 @@ def test_killing_an_import_leaves_whole_batches_and_a_rerun_completes_it(tmp_pat
 
 
 def test_killing_a_simulation_never_leaves_half_a_command(tmp_path: Path) -> None:
-    # Half the runs staged (500 patients a batch, so 1,200 patients make three batches),
+    # Half the runs staged (500 patients a batch, so 800 patients make two batches),
     # half one command per transaction.
-    modes = {"staged": ["--patients", "1200"], "one-by-one": ["--patients", "150", "--one-by-one"]}
+    modes = {"staged": ["--patients", "800"], "one-by-one": ["--patients", "80", "--one-by-one"]}
     # Time one whole run of each on this machine, so the kills land inside the run however
     # fast or slow (and however busy) the machine is: a fixed delay can miss it entirely.
     whole = {}

@@ -149,7 +149,7 @@ KILLED_COMMANDS = {
     "simulate-one-by-one": [
         "simulate",
         "--patients",
-        "3",
+        "2",
         "--seed",
         "3",
         "--until",

@@ -132,10 +132,7 @@ def make_server(db: str, tmp: Path, *args: str) -> Server:
     return server
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server per backend for a test module (tests use patients of their own)."""
-    tmp = tmp_path_factory.mktemp("serve")
+def _serving(request: pytest.FixtureRequest, tmp: Path) -> Iterator[Server]:
     if request.param == "sqlite":
         found = make_server(f"sqlite:///{tmp / 'pathway.db'}", tmp)
         yield found
@@ -149,6 +146,24 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             yield found
         finally:
             found.stop()
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per backend for the service tests (each uses patients of its own)."""
+    yield from _serving(request, tmp_path_factory.mktemp("serve"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def fresh_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server of its own for a module that needs an empty database (row ids it can
+    predict) or that writes at random (schemathesis)."""
+    yield from _serving(request, tmp_path_factory.mktemp("serve"))
 
 
 def enroll(client: httpx.Client, patient: str, at: str = "2026-10-01") -> httpx.Response:

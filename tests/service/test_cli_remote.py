@@ -40,12 +40,12 @@ def normalized(text: str) -> str:
     return RECORDED.sub("<entered>", text)
 
 
-def test_the_patient_commands_give_the_same_output_and_codes(server: Server, tmp_path: Path) -> None:
+def test_the_patient_commands_give_the_same_output_and_codes(fresh_server: Server, tmp_path: Path) -> None:
     """The same steps on a database of its own and through the service (first in this
     module, so the service's rows get the same ids), as text and then as JSON."""
     local_db = f"sqlite:///{tmp_path / 'local.db'}"
     Clinic.open(local_db).close()
-    remote = ("--server", server.url, "--token", server.tokens["cora"])
+    remote = ("--server", fresh_server.url, "--token", fresh_server.tokens["cora"])
     local = ("--actor", "cora", "--role", "coordinator")
     for suffix, as_json in (("T", False), ("J", True)):
         for step in STEPS:
@@ -73,24 +73,26 @@ def _comparable(value: object) -> object:
     return value
 
 
-def test_other_commands_say_to_run_without_server(server: Server) -> None:
-    remote = ("--server", server.url, "--token", server.tokens["cora"])
+def test_other_commands_say_to_run_without_server(fresh_server: Server) -> None:
+    remote = ("--server", fresh_server.url, "--token", fresh_server.tokens["cora"])
     for args in (("import", "referrals", "x.csv"), ("db", "upgrade"), ("users", "list"), ("report", "rtt")):
         out = pathway_here(*remote, *args, db="sqlite:////nonexistent/x.db")
         assert out.returncode == 1, (args, out.stderr)
         assert "run it without --server" in out.stderr
 
 
-def test_server_mode_needs_a_good_token_and_no_actor(server: Server) -> None:
-    no_token = pathway_here("--server", server.url, "status", "R1T", db="sqlite:////nonexistent/x.db")
+def test_server_mode_needs_a_good_token_and_no_actor(fresh_server: Server) -> None:
+    no_token = pathway_here("--server", fresh_server.url, "status", "R1T", db="sqlite:////nonexistent/x.db")
     assert no_token.returncode == 1 and "--token" in no_token.stderr
-    bad = pathway_here("--server", server.url, "--token", "pw_wrong", "status", "R1T", db="sqlite:////x.db")
+    bad = pathway_here(
+        "--server", fresh_server.url, "--token", "pw_wrong", "status", "R1T", db="sqlite:////x.db"
+    )
     assert bad.returncode == 1 and "not known" in bad.stderr
     actor = pathway_here(
         "--server",
-        server.url,
+        fresh_server.url,
         "--token",
-        server.tokens["cora"],
+        fresh_server.tokens["cora"],
         "--actor",
         "me",
         "status",
@@ -100,9 +102,9 @@ def test_server_mode_needs_a_good_token_and_no_actor(server: Server) -> None:
     assert actor.returncode == 1 and "--actor" in actor.stderr
     role = pathway_here(
         "--server",
-        server.url,
+        fresh_server.url,
         "--token",
-        server.tokens["cora"],
+        fresh_server.tokens["cora"],
         "--role",
         "physician",
         "status",
