@@ -155,7 +155,8 @@ class Remote:
         return result
 
     def reopen(self, patient: str, **options: Any) -> dict[str, Any]:
-        return self.advance(patient, "reopen", **options)
+        result: dict[str, Any] = self._call("POST", self._patient(patient, "/reopen"), json=_body(options))
+        return result
 
     def status(self, patient: str, **options: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", self._patient(patient), params=options)

@@ -7,21 +7,12 @@ from typing import Any
 
 import click
 
+from pathway.service.worklist_kinds import KINDS
+
 from .app import cli, json_option, settings
 from .output import emit_csv, emit_json, table, write_page
 from .report_text import bottlenecks_text, outcomes_text, rtt_text
 
-KINDS = (
-    "new_referral",
-    "over_sla",
-    "sla_due",
-    "rtt_breach",
-    "rtt_at_risk",
-    "follow_up_due",
-    "ready",
-    "blocked",
-    "guard_error",
-)
 SCREEN = 40
 
 

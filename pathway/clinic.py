@@ -149,7 +149,8 @@ class Clinic(Service):
         from datetime import timedelta
 
         from pathway.domain.timeutil import local_day
-        from pathway.service.worklist import KINDS, worklist
+        from pathway.service.worklist import worklist
+        from pathway.service.worklist_kinds import KINDS
 
         wanted = tuple(kinds)
         unknown = [k for k in wanted if k not in KINDS]

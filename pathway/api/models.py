@@ -42,6 +42,12 @@ class TransitionIn(Body):
     pathway: str | None = Field(None, description="The pathway, when the patient has several open.")
 
 
+class ReopenIn(Body):
+    reason: str = Field(..., min_length=1, description="What was entered in error (kept in the log).")
+    at: str | None = Field(None, description="When it is reopened. " + _TIME)
+    pathway: str | None = Field(None, description="The pathway of the closed episode (default the latest).")
+
+
 class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -20,6 +20,7 @@ from pathway.api.models import (
     EnrollIn,
     Event,
     ObservationIn,
+    ReopenIn,
     Status,
     Transitioned,
     TransitionIn,
@@ -295,6 +296,25 @@ def advance(
         return _json(done.to_dict())
 
     return _write(ctx, request, ident, key, body.model_dump(), run, if_match)
+
+
+@router.post(
+    "/reopen",
+    response_model=Transitioned,
+    responses=problem_responses(403, 404, 409),
+    summary="Reopen the closed episode whose close was entered in error",
+)
+def reopen(patient: PatientId, body: ReopenIn, request: Request, c: caller, key: Key = None) -> Response:
+    ctx, ident = c
+
+    def run(_version: int | None) -> Response:
+        done = ctx.clinic.reopen(
+            patient, reason=body.reason, at=body.at, pathway=body.pathway, actor=ident.user, role=ident.role
+        )
+        ctx.metrics.changed("reopen")
+        return _json(done.to_dict())
+
+    return _write(ctx, request, ident, key, body.model_dump(), run, None)
 
 
 __all__ = ["Depends", "router"]

@@ -128,7 +128,7 @@ def worklist_page(request: Request) -> Response:
     except (InvalidInput, NotFound, ValueError) as exc:
         items, error = [], str(exc) if not isinstance(exc, ValueError) else "due within: a number of days"
     ctx.clinic.identities.log_access(ident, [i.patient for i in items], "workspace worklist")
-    from pathway.service.worklist import KINDS
+    from pathway.service.worklist_kinds import KINDS
 
     states = sorted({s for w in ctx.clinic.catalog.all() for s in w.states})
     return _page(

@@ -10,7 +10,7 @@ leaves out means the engine does not report that for the pathway.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,15 @@ class RttClock:
 
     def stops(self, event: Event) -> bool:
         return event.trigger in self.stop_triggers or event.to_state in self.stop_states
+
+    def span(self, events: Iterable[Event]) -> tuple[Event | None, Event | None]:
+        """(the event that started the clock, the first one after it that stopped it), in
+        the order of the log; None where there is none."""
+        ordered = sorted(events, key=lambda e: e.seq)
+        start = next((e for e in ordered if self.starts(e)), None)
+        if start is None:
+            return None, None
+        return start, next((e for e in ordered if e.seq > start.seq and self.stops(e)), None)
 
 
 @dataclass(frozen=True)

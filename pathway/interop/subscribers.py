@@ -19,8 +19,6 @@ from pathway.errors import InvalidInput, NotFound
 from pathway.store import subscribers as rows
 from pathway.store.repository import Store
 
-KINDS = ("webhook", "amqp")
-
 
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""

@@ -26,11 +26,9 @@ def rtt_clock(clock: RttClock | None, events: list[Event], now: datetime, zone: 
     runs), against the standard; None when the pathway has no clock or it never started."""
     if clock is None:
         return None
-    ordered = sorted(live(events), key=lambda e: e.seq)
-    start = next((e for e in ordered if clock.starts(e)), None)
+    start, stop = clock.span(live(events))
     if start is None:
         return None
-    stop = next((e for e in ordered if e.seq > start.seq and clock.stops(e)), None)
     end = stop.effective_at if stop is not None else now
     days = max(0, days_between(start.effective_at, end, zone))
     return {

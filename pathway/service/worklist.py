@@ -49,25 +49,13 @@ class Item:
 
 #: Days before a state's SLA runs out from which the stay is an item (`sla_due`).
 SLA_DUE_DAYS = 3
-KINDS = (
-    "new_referral",
-    "over_sla",
-    "sla_due",
-    "rtt_breach",
-    "rtt_at_risk",
-    "follow_up_due",
-    "ready",
-    "blocked",
-    "guard_error",
-)
 
 
 def rtt_days(clock: RttClock, history: list[Event], as_of: datetime, zone: tzinfo = UTC) -> int | None:
     """Calendar days on the referral-to-treatment clock at `as_of` (as the RTT report counts
     them), or None when it has not started or has stopped."""
-    events = sorted(asof.events_until(history, as_of), key=lambda e: e.seq)
-    start = next((e for e in events if clock.starts(e)), None)
-    if start is None or any(clock.stops(e) for e in events if e.seq > start.seq):
+    start, stop = clock.span(asof.events_until(history, as_of))
+    if start is None or stop is not None:
         return None
     return days_between(start.effective_at, as_of, zone)
 

@@ -54,21 +54,24 @@ def add_token(tx: Tx, user_id: int, digest: str, prefix: str, at: datetime, expi
 
 
 _TOKEN_OWNER = (
-    select(tokens.c.id, tokens.c.expires_at, tokens.c.revoked_at, users)
+    select(
+        tokens.c.id.label("token_id"),
+        tokens.c.expires_at,
+        tokens.c.revoked_at,
+        users.c.id.label("user_id"),
+        users.c.name,
+        users.c.roles,
+        users.c.disabled_at,
+    )
     .join(users, users.c.id == tokens.c.user_id)
     .where(tokens.c.hash == bindparam("digest"))
 )
 
 
 def token_owner(tx: Tx, digest: str) -> dict[str, Any] | None:
-    """The token with this hash and its user's row (`id` is the token's, `user_id` the user's)."""
+    """The token with this hash and what of its user authentication reads."""
     row = tx.conn.execute(_TOKEN_OWNER, {"digest": digest}).first()
-    if row is None:
-        return None
-    found = dict(row._mapping)
-    found["user_id"] = row[3]
-    found["token_id"] = row[0]
-    return found
+    return dict(row._mapping) if row else None
 
 
 def tokens_of(tx: Tx, user_id: int | None = None) -> list[dict[str, Any]]:
