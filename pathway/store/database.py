@@ -26,6 +26,10 @@ from pathway.errors import StoreError
 #: The Alembic revision this code expects; a test checks it is the migrations' head.
 SCHEMA_HEAD = "0007"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL: connections kept open (a service runs up to this many requests at once without
+# opening and closing a connection per request), and how many more a burst may open.
+POOL_SIZE = 16
+POOL_OVERFLOW = 16
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -75,7 +79,13 @@ def create(url: str) -> Engine:
         return _sqlite(url, parsed.database)
     if parsed.get_backend_name() == "postgresql":
         try:
-            return create_engine(url, pool_pre_ping=False, connect_args={"connect_timeout": 10})
+            return create_engine(
+                url,
+                pool_pre_ping=False,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+                connect_args={"connect_timeout": 10},
+            )
         except (ImportError, ArgumentError) as exc:
             raise StoreError(f"cannot use {redact(url)}: {type(exc).__name__}") from None
     raise StoreError(f"--db: unsupported database {parsed.get_backend_name()!r} (use sqlite or postgresql)")
