@@ -13,23 +13,24 @@ its path; the user, not the patient).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from pathway.api import fhir, lists, patients, problems, workspace
 from pathway.api.auth import Oidc
-from pathway.api.context import Context
+from pathway.api.context import Context, pending_caller
 from pathway.clinic import Clinic
 from pathway.errors import PathwayError, StoreError
 
 log = logging.getLogger("pathway.api")
+FIELDS = "pathway_fields"  # a log record's structured fields (server.JsonFormatter writes them)
 VERSION = "1"
 
 
@@ -72,6 +73,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        waiting = pending_caller(request)
+        if waiting is not None:  # bad credentials are answered before invalid input
+            try:
+                await run_in_threadpool(waiting.identify)
+            except PathwayError as refused:
+                return answer(request, problems.problem_of(refused))
         found = [_field_problem(e) for e in exc.errors()]
         malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
         kind = problems.BAD_REQUEST if malformed else (422, "invalid-input", "Invalid input")
@@ -85,7 +92,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
-        log.error(json.dumps({"event": "internal_error", "error": type(exc).__name__}))
+        log.error("internal error", extra={FIELDS: {"event": "internal_error", "error": type(exc).__name__}})
         return answer(request, problems.problem(problems.INTERNAL, "internal error: see the service's log"))
 
 
@@ -135,7 +142,7 @@ class RequestLog:
                     "user": identity.user if identity else None,
                     "role": identity.role if identity else None,
                 }
-                log.info(json.dumps(entry))
+                log.info("request", extra={FIELDS: entry})
 
 
 def _add_operations(app: FastAPI) -> None:

@@ -1,6 +1,13 @@
 """What every request of the service shares: the clinic (one per worker process), the
-identity provider when configured, the metrics; and the `caller` dependency that
-authenticates a request before its route runs."""
+identity provider when configured, the metrics; and the `caller` dependency through which
+a route learns who is calling.
+
+The credentials are checked in the route's own worker thread (`Caller.identify`, the
+first thing every route does), not in a thread of their own: a thread hop costs more
+than the token lookup it would carry. A request whose parameters or body are invalid is
+still answered 401/403 first when its credentials are bad (`app.py` identifies the
+caller before it reports the invalid input).
+"""
 
 from __future__ import annotations
 
@@ -31,17 +38,48 @@ def context(request: Request) -> Context:
     return found
 
 
-def _caller(
+@dataclass
+class Caller:
+    """The credentials a request carries; `identify()` checks them (once) and says who."""
+
+    context: Context
+    request: Request
+    authorization: str | None
+    role: str | None
+    _identity: Identity | None = None
+
+    def identify(self) -> tuple[Context, Identity]:
+        """The clinic's context and the caller's identity; raises `NotAuthenticated` or
+        `PermissionDenied` (401/403) when the credentials are bad or the role is not theirs."""
+        if self._identity is None:
+            ctx = self.context
+            clinic = ctx.clinic
+            found = authenticate(clinic.identities, ctx.oidc, ctx.known_roles, self.authorization, self.role)
+            self.request.state.identity = found
+            self._identity = found
+        return self.context, self._identity
+
+    @property
+    def identified(self) -> bool:
+        return self._identity is not None
+
+
+async def _caller(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer TOKEN")] = None,
     x_pathway_role: Annotated[
         str | None, Header(description="The role to act in, for a user with several.")
     ] = None,
-) -> tuple[Context, Identity]:
-    ctx = context(request)
-    ident = authenticate(ctx.clinic.identities, ctx.oidc, ctx.known_roles, authorization, x_pathway_role)
-    request.state.identity = ident
-    return ctx, ident
+) -> Caller:
+    found = Caller(context(request), request, authorization, x_pathway_role)
+    request.state.caller = found
+    return found
 
 
-caller = Annotated[tuple[Context, Identity], Depends(_caller)]
+caller = Annotated[Caller, Depends(_caller)]
+
+
+def pending_caller(request: Request) -> Caller | None:
+    """The caller of a request that needs one, when its route has not identified it yet."""
+    found: Caller | None = getattr(request.state, "caller", None)
+    return found if found is not None and not found.identified else None

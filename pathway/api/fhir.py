@@ -56,7 +56,7 @@ def search_patients(
     identifier: Annotated[str, Query(description="system|value, or value", min_length=1, max_length=400)],
 ) -> Response:
     """Patients with this identifier (a searchset Bundle)."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     bundle = rest.search_patients(ctx.clinic, identifier, _base(request))
     patients = [e["resource"]["identifier"][0]["value"] for e in bundle["entry"]]
     ctx.clinic.identities.log_access(ident, patients, "fhir Patient search")
@@ -66,7 +66,7 @@ def search_patients(
 @router.get("/Patient/{patient_id}/$everything", response_model=dict[str, Any])
 def everything(patient_id: str, c: caller) -> Response:
     """The patient's episode as a Bundle (as `pathway export fhir`)."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     bundle = rest.everything(ctx.clinic, patient_id)
     ctx.clinic.identities.log_access(ident, rest.identifier_of(patient_id), "fhir Patient/$everything")
     return _fhir(bundle)
@@ -75,7 +75,7 @@ def everything(patient_id: str, c: caller) -> Response:
 @router.get("/EpisodeOfCare/{episode_id}", response_model=dict[str, Any])
 def episode(episode_id: str, c: caller) -> Response:
     """One episode (enrollment) with its status history."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     patient, resource = rest.episode(ctx.clinic, episode_id)
     ctx.clinic.identities.log_access(ident, patient, "fhir EpisodeOfCare")
     return _fhir(resource)
@@ -92,7 +92,7 @@ def create_referral(
     ] = None,
 ) -> Response:
     """Enroll the patient of a referral; 200 with the episode when it is known already."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     created, resource = rest.create_referral(
         ctx.clinic, body, if_none_exist, actor=ident.user, role=ident.role
     )

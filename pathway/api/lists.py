@@ -49,7 +49,7 @@ def enrollments(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> Response:
     """Enrollments, longest waiting first (as `pathway list`)."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     after = _cursor(cursor)
     rows = [r.to_dict() for r in ctx.clinic.list(pathway=pathway, state=state, open_only=open, at=at)]
     keys = [[r["since"], r["patient"], r["pathway"]] for r in rows]
@@ -78,7 +78,7 @@ def worklist(
     ] = None,
 ) -> Response:
     """What needs action, most urgent first (as `pathway worklist --json`)."""
-    ctx, ident = c
+    ctx, ident = c.identify()
     found = ctx.clinic.worklist(
         as_of=as_of, role=role, kinds=kind or (), state=state, pathway=pathway, due_within=due_within
     )
@@ -99,7 +99,7 @@ def report(
     until: Annotated[str | None, Query(description="bottlenecks: stays until this date.")] = None,
 ) -> Response:
     """A report as `pathway report NAME --json` prints it."""
-    ctx, _ = c
+    ctx, _ = c.identify()
     clinic = ctx.clinic
     data: dict[str, Any]
     if name == "bottlenecks":
@@ -118,7 +118,7 @@ def report(
 )
 def workflows(c: caller) -> Response:
     """Every loaded pathway and version."""
-    ctx, _ = c
+    ctx, _ = c.identify()
     rows = [
         {
             "id": w.id,
@@ -150,14 +150,14 @@ def workflow(
     """States, transitions, observation kinds (with their fields) and profiles of a pathway."""
     from pathway.definitions.describe import describe_workflow
 
-    ctx, _ = c
+    ctx, _ = c.identify()
     return JSONResponse(describe_workflow(ctx.clinic.catalog.get(workflow_id, version)))
 
 
 @router.get("/me", response_model=Me, responses=problem_responses(403), tags=["identity"])
 def me(c: caller) -> Response:
     """Who the credentials are, and the role this request acts in."""
-    return JSONResponse(c[1].to_dict())
+    return JSONResponse(c.identify()[1].to_dict())
 
 
 def _log_many(ctx: Any, ident: Any, patients: list[str], what: str) -> None:

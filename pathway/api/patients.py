@@ -7,6 +7,7 @@ with `If-Match` is refused with 412 when the enrollment has changed since.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -74,7 +75,7 @@ def _write(
     ident: Identity,
     key: str | None,
     body: Any,
-    run: Any,
+    run: Callable[[int | None], Response],
     if_match: str | None,
 ) -> Response:
     try:
@@ -85,6 +86,8 @@ def _write(
                 problems.PRECONDITION, 'If-Match: give the ETag of the patient\'s status, e.g. "3"'
             )
         )
+    if key is None:
+        return run(version)
     fingerprint = idempotency.request_hash(request.method, request.url.path, body, if_match, ident.role)
     return idempotency.run_once(ctx.clinic.store, ident.user, key, fingerprint, lambda: run(version))
 
@@ -97,7 +100,7 @@ def _write(
     summary="Enroll the patient in a pathway",
 )
 def enroll(patient: PatientId, body: EnrollIn, request: Request, c: caller, key: Key = None) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
 
     def run(_version: int | None) -> Response:
         pathway = body.pathway or ctx.clinic.catalog.default().id
@@ -122,7 +125,7 @@ def enroll(patient: PatientId, body: EnrollIn, request: Request, c: caller, key:
     "", response_model=Status, responses=problem_responses(404, 409), summary="Where the patient stands"
 )
 def status(patient: PatientId, c: caller, pathway: PathwayQ = None, at: AtQ = None) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
     found = ctx.clinic.status(patient, pathway=pathway, at=at)
     ctx.clinic.identities.log_access(ident, patient, "status")
     return _json(found.to_dict(), ETag=etag(found.enrollment_version))
@@ -132,7 +135,7 @@ def status(patient: PatientId, c: caller, pathway: PathwayQ = None, at: AtQ = No
     "/episodes", response_model=list[Status], responses=problem_responses(404), summary="Every episode"
 )
 def episodes(patient: PatientId, c: caller, pathway: PathwayQ = None) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
     found = ctx.clinic.episodes(patient, pathway=pathway)
     ctx.clinic.identities.log_access(ident, patient, "episodes")
     return _json([s.to_dict() for s in found])
@@ -152,7 +155,7 @@ def check(
     pathway: PathwayQ = None,
     at: AtQ = None,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
     found = ctx.clinic.check(patient, trigger, at=at, pathway=pathway, role=ident.role, reason=reason)
     ctx.clinic.identities.log_access(ident, patient, "check")
     return _json([check_dict(x) for x in found])
@@ -168,7 +171,7 @@ def history(
     at: AtQ = None,
     audit: Annotated[bool, Query(description="Observations and corrections too (the audit trail).")] = False,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
     ctx.clinic.identities.log_access(ident, patient, "history")
     if audit:
         return _json(ctx.clinic.audit_trail(patient, pathway=pathway, at=at))
@@ -188,7 +191,7 @@ def observations(
     pathway: PathwayQ = None,
     at: AtQ = None,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
     found = ctx.clinic.observations(patient, pathway=pathway, kind=kind, at=at)
     ctx.clinic.identities.log_access(ident, patient, "observations")
     return _json([observation_dict(o) for o in found])
@@ -209,7 +212,7 @@ def record(
     key: Key = None,
     if_match: IfMatch = None,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
 
     def run(version: int | None) -> Response:
         obs = ctx.clinic.record(
@@ -243,7 +246,7 @@ def correct(
     key: Key = None,
     if_match: IfMatch = None,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
 
     def run(version: int | None) -> Response:
         obs = ctx.clinic.correct(
@@ -275,7 +278,7 @@ def advance(
     key: Key = None,
     if_match: IfMatch = None,
 ) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
 
     def run(version: int | None) -> Response:
         try:
@@ -305,7 +308,7 @@ def advance(
     summary="Reopen the closed episode whose close was entered in error",
 )
 def reopen(patient: PatientId, body: ReopenIn, request: Request, c: caller, key: Key = None) -> Response:
-    ctx, ident = c
+    ctx, ident = c.identify()
 
     def run(_version: int | None) -> Response:
         done = ctx.clinic.reopen(

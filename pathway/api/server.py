@@ -9,6 +9,7 @@ personal data (uvicorn's own access log, which prints paths, is off).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from pathway.api.app import create_app
+from pathway.api.app import FIELDS, create_app
 from pathway.api.auth import Oidc
 from pathway.clinic import Clinic
 from pathway.errors import InvalidInput
@@ -130,14 +131,16 @@ class JsonFormatter(logging.Formatter):
     messages are JSON already and are merged in)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        import json
-
-        message = record.getMessage()
         entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
         }
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):  # the service's own lines: fields given, nothing to parse
+            entry.update(fields)
+            return json.dumps(entry)
+        message = record.getMessage()
         try:
             parsed = json.loads(message)
         except ValueError:

@@ -183,6 +183,23 @@ class Store:
         finally:
             conn.close()
 
+    @contextmanager
+    def lookup(self) -> Iterator[Tx]:
+        """For a single-statement read (a token's owner, on every request of the service):
+        on PostgreSQL outside a transaction, one round trip instead of BEGIN, SELECT and
+        ROLLBACK; one statement sees one snapshot either way. Elsewhere `read()`."""
+        if self.backend != "postgresql" or self._batch is not None:
+            with self.read() as tx:
+                yield tx
+            return
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            yield Tx(conn)
+        except DATABASE_ERRORS as exc:
+            raise translate(exc) from None
+        finally:
+            conn.close()
+
     def close(self) -> None:
         self.engine.dispose()
 

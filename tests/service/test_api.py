@@ -52,6 +52,38 @@ def test_no_credentials_bad_token_revoked_token_disabled_user_are_401(server: Se
     assert "disabled" in assert_problem(refused, 401, "not-authenticated")["detail"]
 
 
+def test_credentials_are_judged_before_the_input(server: Server) -> None:
+    bad = {"Authorization": "Bearer pw_nonsense"}
+    with server.client(user=None) as anonymous:
+        for headers in ({}, bad):
+            invalid = anonymous.post("/v1/patients/P-ANY/transitions", json={"trigger": 7}, headers=headers)
+            assert_problem(invalid, 401, "not-authenticated")
+            listed = anonymous.get("/v1/enrollments?limit=0", headers=headers)
+            assert_problem(listed, 401, "not-authenticated")
+    with server.client("cora") as cora:  # with good credentials the same input is 422
+        assert_problem(cora.post("/v1/patients/P-ANY/transitions", json={"trigger": 7}), 422, "invalid-input")
+    with server.client("cora", role="surgeon") as stranger:  # a role not theirs: 403 before 422
+        refused = stranger.post("/v1/patients/P-ANY/transitions", json={"trigger": 7})
+        assert refused.status_code == 403, refused.text
+
+
+def test_every_operation_but_the_open_ones_asks_for_credentials(server: Server) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    open_ones = {"/healthz", "/readyz", "/metrics", "/fhir/metadata", "/v1/schemas/outbox"}
+    asked = 0
+    with server.client(user=None) as anonymous:
+        for path, operations in spec["paths"].items():
+            if path in open_ones or not path.startswith(("/v1/", "/fhir/")):
+                continue
+            url = path.replace("{patient}", "P-ANY").replace("{patient_id}", "P-ANY")
+            url = url.replace("{", "").replace("}", "").replace("_id", "")
+            for method in operations:
+                answer = anonymous.request(method.upper(), url, json={})
+                assert answer.status_code == 401, f"{method.upper()} {path}: {answer.status_code}"
+                asked += 1
+    assert asked >= 15
+
+
 def test_the_role_comes_from_the_identity(server: Server) -> None:
     with server.client("mara") as mara:
         # Two roles and none named: the request must say which.
