@@ -2,13 +2,15 @@
 `Clinic.advance`, on the same PostgreSQL database.
 
     python bench/serve.py [--url postgresql://postgres@127.0.0.1:5432/test] [--patients 200]
-                          [--rounds 2] [--clients 8] [--workers 1]
+                          [--rounds 2] [--clients 8] [--workers 1] [--client stdlib|httpx]
 
 Makes a fresh database beside the one `--url` names (dropped afterwards), enrolls
 2 x `--patients` patients, and moves each through `hold` (with a reason) and `resume`,
 `--rounds` times: half the patients in process (`--clients` threads on one Clinic, as the
 service runs its routes in a thread pool), the other half through `pathway serve` with
-`--clients` client processes, each on one keep-alive connection. Prints both rates,
+`--clients` client processes, each on one keep-alive connection (the standard
+library's http.client by default: the clients share the machine with the server, and
+httpx's own CPU per request is as large as a third of the server's). Prints both rates,
 their ratio (target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
 machine is shared, so read the ratio, measured in one run.
 """
@@ -33,6 +35,31 @@ from sqlalchemy import create_engine, text
 from pathway import Clinic
 
 CLIENT = r"""
+import http.client, json, sys, time
+url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+patients = sys.argv[4].split(",")
+host, port = url.removeprefix("http://").split(":")
+conn = http.client.HTTPConnection(host, int(port), timeout=60)  # one keep-alive connection
+headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+conn.request("GET", "/healthz")
+conn.getresponse().read()  # connected and warm; then wait for the start
+print("ready", flush=True)
+sys.stdin.readline()
+latencies = []
+for _ in range(rounds):
+    for p in patients:
+        for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
+            began = time.perf_counter()
+            conn.request("POST", f"/v1/patients/{p}/transitions", json.dumps(body), headers)
+            r = conn.getresponse()
+            text = r.read()
+            latencies.append(time.perf_counter() - began)
+            if r.status != 200:
+                sys.exit(f"{r.status} {text!r}")
+print(json.dumps(latencies))
+"""
+
+HTTPX_CLIENT = r"""
 import json, sys, time, httpx
 url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 patients = sys.argv[4].split(",")
@@ -96,7 +123,7 @@ def in_process(db: str, patients: list[str], rounds: int, clients: int) -> float
 
 
 def through_http(
-    db: str, patients: list[str], rounds: int, clients: int, workers: int
+    db: str, patients: list[str], rounds: int, clients: int, workers: int, client: str = CLIENT
 ) -> tuple[float, list[float]]:
     with Clinic.open(db) as clinic:
         clinic.identities.add_user("bench", ["coordinator"])
@@ -126,7 +153,7 @@ def through_http(
             time.sleep(0.1)
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", CLIENT, url, token, str(rounds), ",".join(mine)],
+                [sys.executable, "-c", client, url, token, str(rounds), ",".join(mine)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -162,6 +189,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--client",
+        choices=("stdlib", "httpx"),
+        default="stdlib",
+        help="the clients' HTTP library: stdlib http.client (lean) or httpx (about 1 ms of CPU a "
+        "request, which on a small machine is taken from the server)",
+    )
     args = parser.parse_args()
     db, name = fresh_database(args.url)
     try:
@@ -172,13 +206,14 @@ def main() -> int:
                 clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
         steps = args.patients * args.rounds * 2
         mine = in_process(db, local, args.rounds, args.clients)
-        theirs, latencies = through_http(db, remote, args.rounds, args.clients, args.workers)
+        client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
+        theirs, latencies = through_http(db, remote, args.rounds, args.clients, args.workers, client)
         latencies.sort()
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
         print(
             f"serve: {steps:,} advances each way, {args.clients} clients, "
-            f"{args.workers} worker(s), PostgreSQL"
+            f"{args.workers} worker(s), {args.client} clients, PostgreSQL"
         )
         print(f"  in process (Clinic.advance, {args.clients} threads): {steps / mine:8.0f} advances/s")
         print(f"  through HTTP (keep-alive clients):       {steps / theirs:8.0f} advances/s")
