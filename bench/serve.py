@@ -3,15 +3,18 @@
 
     python bench/serve.py [--url postgresql://postgres@127.0.0.1:5432/test] [--patients 200]
                           [--rounds 2] [--clients 8] [--workers 1] [--client stdlib|httpx]
+                          [--pairs 3]
 
 Makes a fresh database beside the one `--url` names (dropped afterwards), enrolls
 2 x `--patients` patients, and moves each through `hold` (with a reason) and `resume`,
-`--rounds` times: half the patients in process (`--clients` threads on one Clinic, as the
-service runs its routes in a thread pool), the other half through `pathway serve` with
-`--clients` client processes, each on one keep-alive connection (the standard
+`--rounds` times a measurement: half the patients in process (`--clients` threads on one
+Clinic, as the service runs its routes in a thread pool), the other half through `pathway
+serve` with `--clients` client processes, each on one keep-alive connection (the standard
 library's http.client by default: the clients share the machine with the server, and
-httpx's own CPU per request is as large as a third of the server's). Prints both rates,
-their ratio (target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
+httpx's own CPU per request is as large as a third of the server's). After one
+unmeasured round each way (to warm the pools and the prepared statements) the two
+alternate, `--pairs` times; it prints each pair's rates and ratio, the median ratio
+(target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
 machine is shared, so read the ratio, measured in one run.
 """
 
@@ -42,41 +45,41 @@ host, port = url.removeprefix("http://").split(":")
 conn = http.client.HTTPConnection(host, int(port), timeout=60)  # one keep-alive connection
 headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 conn.request("GET", "/healthz")
-conn.getresponse().read()  # connected and warm; then wait for the start
+conn.getresponse().read()  # connected and warm; then one measurement per "go"
 print("ready", flush=True)
-sys.stdin.readline()
-latencies = []
-for _ in range(rounds):
-    for p in patients:
-        for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
-            began = time.perf_counter()
-            conn.request("POST", f"/v1/patients/{p}/transitions", json.dumps(body), headers)
-            r = conn.getresponse()
-            text = r.read()
-            latencies.append(time.perf_counter() - began)
-            if r.status != 200:
-                sys.exit(f"{r.status} {text!r}")
-print(json.dumps(latencies))
+while sys.stdin.readline().strip() == "go":
+    latencies = []
+    for _ in range(rounds):
+        for p in patients:
+            for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
+                began = time.perf_counter()
+                conn.request("POST", f"/v1/patients/{p}/transitions", json.dumps(body), headers)
+                r = conn.getresponse()
+                text = r.read()
+                latencies.append(time.perf_counter() - began)
+                if r.status != 200:
+                    sys.exit(f"{r.status} {text!r}")
+    print(json.dumps(latencies), flush=True)
 """
 
 HTTPX_CLIENT = r"""
 import json, sys, time, httpx
 url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 patients = sys.argv[4].split(",")
-latencies = []
 with httpx.Client(base_url=url, headers={"Authorization": "Bearer " + token}, timeout=60) as c:
-    c.get("/healthz")  # connected and warm; then wait for the start
+    c.get("/healthz")  # connected and warm; then one measurement per "go"
     print("ready", flush=True)
-    sys.stdin.readline()
-    for _ in range(rounds):
-        for p in patients:
-            for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
-                began = time.perf_counter()
-                r = c.post(f"/v1/patients/{p}/transitions", json=body)
-                latencies.append(time.perf_counter() - began)
-                if r.status_code != 200:
-                    sys.exit(f"{r.status_code} {r.text}")
-print(json.dumps(latencies))
+    while sys.stdin.readline().strip() == "go":
+        latencies = []
+        for _ in range(rounds):
+            for p in patients:
+                for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
+                    began = time.perf_counter()
+                    r = c.post(f"/v1/patients/{p}/transitions", json=body)
+                    latencies.append(time.perf_counter() - began)
+                    if r.status_code != 200:
+                        sys.exit(f"{r.status_code} {r.text}")
+        print(json.dumps(latencies), flush=True)
 """
 
 
@@ -107,40 +110,40 @@ def split(items: list[str], parts: int) -> list[list[str]]:
     return [items[i::parts] for i in range(parts)]
 
 
-def in_process(db: str, patients: list[str], rounds: int, clients: int) -> float:
-    with Clinic.open(db, actor="bench", role="coordinator") as clinic:
+def in_process(clinic: Clinic, patients: list[str], rounds: int, clients: int) -> float:
+    def work(mine: list[str]) -> None:
+        for _ in range(rounds):
+            for p in mine:
+                clinic.advance(p, "hold", reason="bench")
+                clinic.advance(p, "resume")
 
-        def work(mine: list[str]) -> None:
-            for _ in range(rounds):
-                for p in mine:
-                    clinic.advance(p, "hold", reason="bench")
-                    clinic.advance(p, "resume")
-
+    with ThreadPoolExecutor(clients) as pool:
         began = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(work, split(patients, clients)))
+        list(pool.map(work, split(patients, clients)))
         return time.perf_counter() - began
 
 
-def through_http(
-    db: str, patients: list[str], rounds: int, clients: int, workers: int, client: str = CLIENT
-) -> tuple[float, list[float]]:
-    with Clinic.open(db) as clinic:
-        clinic.identities.add_user("bench", ["coordinator"])
-        token = clinic.identities.create_token("bench")["token"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-serve-{port}.log"
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from pathway_cli.main import main; main()", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        env={**os.environ, "PATHWAY_DB": db},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+class Service:
+    """`pathway serve` on the bench database with `clients` client processes connected to
+    it, each on one keep-alive connection; `measure()` runs one round of them all."""
+
+    def __init__(self, db: str, patients: list[str], rounds: int, clients: int, workers: int, client: str):
+        with Clinic.open(db) as clinic:
+            clinic.identities.add_user("bench", ["coordinator"])
+            token = clinic.identities.create_token("bench")["token"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-serve-{port}.log"
+        self.server = subprocess.Popen(
+            [sys.executable, "-c", "from pathway_cli.main import main; main()", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            env={**os.environ, "PATHWAY_DB": db},
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.clients: list[subprocess.Popen[str]] = []
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -148,10 +151,11 @@ def through_http(
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not start: {log.read_text()}")
+            if time.monotonic() > deadline or self.server.poll() is not None:
+                self.close()
+                sys.exit(f"the server did not start: {self.log.read_text()}")
             time.sleep(0.1)
-        procs = [
+        self.clients = [
             subprocess.Popen(
                 [sys.executable, "-c", client, url, token, str(rounds), ",".join(mine)],
                 stdin=subprocess.PIPE,
@@ -160,23 +164,33 @@ def through_http(
             )
             for mine in split(patients, clients)
         ]
-        for p in procs:  # every client started, imported and connected before the clock starts
+        for p in self.clients:  # every client started, imported and connected before any clock starts
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+
+    def measure(self) -> tuple[float, list[float]]:
         began = time.perf_counter()
-        for p in procs:
+        for p in self.clients:
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
         latencies: list[float] = []
-        for p in procs:
-            out, _ = p.communicate()
-            if p.returncode != 0:
+        for p in self.clients:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if not line:
+                self.close()
                 sys.exit("a client failed")
-            latencies += json.loads(out)
+            latencies += json.loads(line)
         return time.perf_counter() - began, latencies
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+    def close(self) -> None:
+        for p in self.clients:
+            if p.poll() is None:
+                assert p.stdin is not None
+                p.stdin.close()
+                p.wait(timeout=30)
+        self.server.terminate()
+        self.server.wait(timeout=30)
 
 
 def main() -> int:
@@ -196,30 +210,52 @@ def main() -> int:
         help="the clients' HTTP library: stdlib http.client (lean) or httpx (about 1 ms of CPU a "
         "request, which on a small machine is taken from the server)",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="measurements each way, alternating in process and HTTP; the ratio is the median of "
+        "the pairs' (the machine's load drifts)",
+    )
     args = parser.parse_args()
     db, name = fresh_database(args.url)
+    service: Service | None = None
     try:
         local = [f"L{i:05d}" for i in range(args.patients)]
         remote = [f"H{i:05d}" for i in range(args.patients)]
-        with Clinic.open(db, actor="bench", role="coordinator") as clinic, clinic.batch():
-            for p in local + remote:
-                clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
-        steps = args.patients * args.rounds * 2
-        mine = in_process(db, local, args.rounds, args.clients)
-        client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
-        theirs, latencies = through_http(db, remote, args.rounds, args.clients, args.workers, client)
+        with Clinic.open(db, actor="bench", role="coordinator") as clinic:
+            with clinic.batch():
+                for p in local + remote:
+                    clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
+            client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
+            service = Service(db, remote, args.rounds, args.clients, args.workers, client)
+            steps = args.patients * args.rounds * 2
+            print(
+                f"serve: {steps:,} advances each way per measurement, {args.clients} {args.client} clients, "
+                f"{args.workers} worker(s), PostgreSQL"
+            )
+            in_process(clinic, local, args.rounds, args.clients)  # warm both: pools, prepared statements
+            service.measure()
+            ratios: list[float] = []
+            latencies: list[float] = []
+            for pair in range(1, args.pairs + 1):
+                mine = in_process(clinic, local, args.rounds, args.clients)
+                theirs, more = service.measure()
+                latencies += more
+                ratios.append(mine / theirs)
+                print(
+                    f"  pair {pair}: in process ({args.clients} threads) {steps / mine:5.0f} advances/s, "
+                    f"through HTTP {steps / theirs:5.0f} advances/s, ratio {mine / theirs:.2f}"
+                )
         latencies.sort()
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-        print(
-            f"serve: {steps:,} advances each way, {args.clients} clients, "
-            f"{args.workers} worker(s), {args.client} clients, PostgreSQL"
-        )
-        print(f"  in process (Clinic.advance, {args.clients} threads): {steps / mine:8.0f} advances/s")
-        print(f"  through HTTP (keep-alive clients):       {steps / theirs:8.0f} advances/s")
-        print(f"  ratio HTTP / in process:                 {mine / theirs:8.2f}   (target >= 0.5)")
+        median = statistics.median(ratios)
+        print(f"  ratio HTTP / in process, median of {len(ratios)}: {median:.2f}   (target >= 0.5)")
         print(f"  HTTP latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     finally:
+        if service is not None:
+            service.close()
         drop_database(args.url, name)
     return 0
 
