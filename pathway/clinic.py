@@ -209,10 +209,10 @@ class Clinic(Service):
     def identities(self) -> Identities:
         """Users, bearer tokens, sign-in and the access log of the service (see
         `pathway.service.identity`)."""
-        from pathway.service.identity import Identities
-
         found = self.__dict__.get("_identities")
-        if found is None:
+        if found is None:  # made (and its module imported) on first use: every request asks
+            from pathway.service.identity import Identities
+
             found = self.__dict__["_identities"] = Identities(self.store, self.known_role)
         return found
 

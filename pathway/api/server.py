@@ -128,7 +128,8 @@ def _log_config() -> dict[str, Any]:
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, and the message (the service's own
-    messages are JSON already and are merged in)."""
+    lines carry their fields in the record's `FIELDS` attribute, merged in as they are; a
+    message that is a JSON object is merged in too)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
