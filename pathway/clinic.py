@@ -198,11 +198,12 @@ class Clinic(Service):
         with self.store.write() as tx:
             return create_role(tx.conn, name, password)
 
-    def patient_view(self, patient: str) -> dict[str, Any]:
-        """The patient on one screen (see `pathway.service.patient_view`)."""
+    def patient_view(self, patient: str, *, role: str | None = None) -> dict[str, Any]:
+        """The patient on one screen (see `pathway.service.patient_view`); with `role`, the
+        next steps say whether that role may take them."""
         from pathway.service.patient_view import patient_view
 
-        return patient_view(self, patient)
+        return patient_view(self, patient, role=role)
 
     # the clinic service's identities ------------------------------------------------
     @property

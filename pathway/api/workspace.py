@@ -156,13 +156,13 @@ def _patient_page(
     **notes: Any,
 ) -> Response:
     try:
-        view = ctx.clinic.patient_view(patient)
+        view = ctx.clinic.patient_view(patient, role=ident.role)
     except (NotFound, InvalidInput) as exc:
         return _page(request, "missing.html", 404, ident=ident, csrf=csrf, message=str(exc))
     ctx.clinic.identities.log_access(ident, patient, "workspace patient")
     current = view["episodes"][0]
     workflow = ctx.clinic.catalog.get(current["pathway"], current["version"])
-    checks = ctx.clinic.check(patient, role=ident.role, pathway=current["pathway"]) if current["open"] else []
+    checks = current["next"] if current["open"] else []
     kinds = [
         {
             "name": spec.name,
@@ -173,8 +173,6 @@ def _patient_page(
         }
         for spec in workflow.kinds.values()
     ]
-    from pathway.service.results import check_dict
-
     return _page(
         request,
         "patient.html",
@@ -183,7 +181,7 @@ def _patient_page(
         csrf=csrf,
         view=view,
         quoted=quote(patient, safe=""),
-        checks=[check_dict(c) for c in checks],
+        checks=checks,
         kinds=kinds,
         reopen=workflow.declarations.reopen,
         **notes,

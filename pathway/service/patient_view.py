@@ -44,10 +44,11 @@ def rtt_clock(clock: RttClock | None, events: list[Event], now: datetime, zone: 
     }
 
 
-def patient_view(clinic: Service, patient: str) -> dict[str, Any]:
-    """Everything `pathway show PATIENT` prints (its `--json`)."""
+def patient_view(clinic: Service, patient: str, *, role: str | None = None) -> dict[str, Any]:
+    """Everything `pathway show PATIENT` prints (its `--json`); with `role`, each step's
+    `role_allowed` is that role's (the workspace's patient page)."""
     now = utcnow()
-    episodes = clinic.episodes(patient)  # NotFound for an unknown patient
+    episodes = clinic.episodes(patient, role=role)  # NotFound for an unknown patient
     shown = []
     observations: list[dict[str, Any]] = []
     for status in reversed(episodes):  # newest episode first

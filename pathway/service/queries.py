@@ -57,15 +57,16 @@ class Queries(ServiceCore):
             )
             return self._status(tx, enrollment, family, when, role=None)
 
-    def episodes(self, patient: str, *, pathway: str | None = None) -> list[Status]:
-        """Every episode of the patient (of one pathway, when given), oldest first."""
+    def episodes(self, patient: str, *, pathway: str | None = None, role: str | None = None) -> list[Status]:
+        """Every episode of the patient (of one pathway, when given), oldest first; with
+        `role`, its triggers say whether that role may fire them."""
         if pathway is not None:
             self.catalog.get(pathway)
         when = utcnow()
         with self.store.read() as tx:
             family = self._family(tx, patient)
             return [
-                self._status(tx, e, family, when, role=None)
+                self._status(tx, e, family, when, role=role)
                 for e in family
                 if pathway is None or e.pathway == pathway
             ]

@@ -129,6 +129,25 @@ def test_a_patient_walk_with_an_input_error_a_refusal_a_hold_and_a_correction(st
         )
 
 
+def test_steps_another_role_takes_are_disabled_and_say_whose_they_are(staff: Server) -> None:
+    with staff.client("phil") as api:
+        api.post("/v1/patients/WS-ROLE/enrollments", json={"at": "2026-10-01"})
+        api.post("/v1/patients/WS-ROLE/transitions", json={"trigger": "start_evaluation"})
+    step = r'<button type="submit" id="step-{}" ([^>]*)>'
+    with browser(staff) as b:
+        sign_in(b, "cora")  # a coordinator: ordering imaging is the physician's
+        page = b.get("/patients/WS-ROLE").text
+        imaging = re.search(step.format("order_imaging"), page)
+        assert imaging and "disabled" in imaging.group(1)
+        assert '<span class="blocked" id="why-order_imaging">needs physician</span>' in page
+        hold = re.search(step.format("hold"), page)
+        assert hold and "disabled" not in hold.group(1)  # a coordinator's own step
+    with browser(staff) as b:
+        sign_in(b, "phil")
+        imaging = re.search(step.format("order_imaging"), b.get("/patients/WS-ROLE").text)
+        assert imaging and "disabled" not in imaging.group(1)
+
+
 def test_the_worklist_filters_and_the_manager_page(staff: Server) -> None:
     with staff.client("cora") as api:
         api.post("/v1/patients/WS-2/enrollments", json={"at": "2026-10-01"})
