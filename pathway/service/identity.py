@@ -158,8 +158,7 @@ class Identities:
     # authentication ---------------------------------------------------------------------
     def authenticate(self, token: str, role: str | None = None) -> Identity:
         """The identity of a bearer token, acting in `role` (see `choose_role`)."""
-        with self.store.lookup() as tx:
-            found = rows.token_owner(tx, digest(token))
+        found = rows.token_owner_now(self.store, digest(token))
         now = utcnow()
         if found is None or found["revoked_at"] is not None:
             raise NotAuthenticated("the token is not known or was revoked")

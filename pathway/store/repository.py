@@ -183,22 +183,10 @@ class Store:
         finally:
             conn.close()
 
-    @contextmanager
-    def lookup(self) -> Iterator[Tx]:
-        """For a single-statement read (a token's owner, on every request of the service):
-        on PostgreSQL outside a transaction, one round trip instead of BEGIN, SELECT and
-        ROLLBACK; one statement sees one snapshot either way. Elsewhere `read()`."""
-        if self.backend != "postgresql" or self._batch is not None:
-            with self.read() as tx:
-                yield tx
-            return
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            yield Tx(conn)
-        except DATABASE_ERRORS as exc:
-            raise translate(exc) from None
-        finally:
-            conn.close()
+    @property
+    def in_batch(self) -> bool:
+        """Whether a batch (or staged batch) transaction is open on this store."""
+        return self._batch is not None
 
     def close(self) -> None:
         self.engine.dispose()
