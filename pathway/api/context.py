@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pathway.api.auth import Oidc, authenticate
 from pathway.api.metrics import Metrics
@@ -65,14 +66,24 @@ class Caller:
         return self._identity is not None
 
 
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token of `pathway tokens create`, or (when the service is configured for "
+    "one) a JWT of the clinic's identity provider.",
+)
+
+
 async def _caller(
     request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer TOKEN")] = None,
+    # Declared so that the OpenAPI document names the security scheme on every operation
+    # that needs it; the header itself is read below, as `authenticate` words its errors.
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
     x_pathway_role: Annotated[
         str | None, Header(description="The role to act in, for a user with several.")
     ] = None,
 ) -> Caller:
-    found = Caller(context(request), request, authorization, x_pathway_role)
+    found = Caller(context(request), request, request.headers.get("authorization"), x_pathway_role)
     request.state.caller = found
     return found
 

@@ -69,15 +69,23 @@ def test_credentials_are_judged_before_the_input(server: Server) -> None:
 
 def test_every_operation_but_the_open_ones_asks_for_credentials(server: Server) -> None:
     spec = httpx.get(server.url + "/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"] | {"description": ""} == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "",
+    }
     open_ones = {"/healthz", "/readyz", "/metrics", "/fhir/metadata", "/v1/schemas/outbox"}
     asked = 0
     with server.client(user=None) as anonymous:
         for path, operations in spec["paths"].items():
-            if path in open_ones or not path.startswith(("/v1/", "/fhir/")):
-                continue
-            url = path.replace("{patient}", "P-ANY").replace("{patient_id}", "P-ANY")
-            url = url.replace("{", "").replace("}", "").replace("_id", "")
-            for method in operations:
+            for method, operation in operations.items():
+                documented = operation.get("security") == [{"bearer": []}]
+                guarded = path.startswith(("/v1/", "/fhir/")) and path not in open_ones
+                assert documented == guarded, f"{method.upper()} {path}: security {operation.get('security')}"
+                if not guarded:
+                    continue
+                url = path.replace("{patient}", "P-ANY").replace("{patient_id}", "P-ANY")
+                url = url.replace("{", "").replace("}", "").replace("_id", "")
                 answer = anonymous.request(method.upper(), url, json={})
                 assert answer.status_code == 401, f"{method.upper()} {path}: {answer.status_code}"
                 asked += 1
