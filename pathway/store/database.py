@@ -26,10 +26,11 @@ from pathway.errors import StoreError
 #: The Alembic revision this code expects; a test checks it is the migrations' head.
 SCHEMA_HEAD = "0007"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# PostgreSQL: connections kept open (a service runs up to this many requests at once without
-# opening and closing a connection per request), and how many more a burst may open.
-POOL_SIZE = 16
-POOL_OVERFLOW = 16
+# PostgreSQL: connections a process keeps open (a service runs this many requests at once
+# without opening and closing a connection for each), and how many more a burst may open:
+# up to 20 a process, so `serve --workers N` needs max_connections above 20 x N (README).
+POOL_SIZE = 10
+POOL_OVERFLOW = 10
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
