@@ -5,9 +5,10 @@ a route learns who is calling.
 The credentials are checked in the route's own worker thread (`Caller.identify`, the
 first thing every route does), not in a thread of their own: that second thread hop
 took about a third of the CPU of a simple authenticated request (`GET /v1/me`, 8
-clients). A request whose parameters or body are invalid is
-still answered 401/403 first when its credentials are bad (`app.py` identifies the
-caller before it reports the invalid input).
+clients). A request whose parameters or body are invalid is still answered 401/403
+first when its credentials are bad (`app.py` identifies the caller before it reports
+the invalid input). The OpenAPI document names the bearer scheme on every operation
+whose route asks for the caller.
 """
 
 from __future__ import annotations
