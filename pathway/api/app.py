@@ -64,7 +64,7 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     def answer(request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         if request.url.path.startswith("/fhir/"):
-            return problems.outcome(body)
+            return problems.outcome(body, headers)
         return problems.response(body, headers)
 
     @app.exception_handler(PathwayError)

@@ -111,8 +111,9 @@ _ISSUE = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 40
           412: "conflict", 422: "invalid", 428: "required", 503: "transient"}  # fmt: skip
 
 
-def outcome(body: dict[str, Any]) -> JSONResponse:
-    """A problem as the FHIR face answers it: an OperationOutcome with the same status."""
+def outcome(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """A problem as the FHIR face answers it: an OperationOutcome with the same status (and
+    the same headers: `Allow` of a 405, `Retry-After`)."""
     status = int(body["status"])
     details = [body["detail"], *[p for p in body.get("problems") or () if p != body["detail"]]]
     issues = [
@@ -123,10 +124,12 @@ def outcome(body: dict[str, Any]) -> JSONResponse:
         issues.append(
             {"severity": "error", "code": "business-rule", "diagnostics": reason.get("message", "")}
         )
-    headers = {"WWW-Authenticate": 'Bearer realm="pathway"'} if status == 401 else None
+    extra = dict(headers or {})
+    if status == 401:
+        extra.setdefault("WWW-Authenticate", 'Bearer realm="pathway"')
     return JSONResponse(
         {"resourceType": "OperationOutcome", "issue": issues},
         status_code=status,
         media_type=FHIR_MEDIA_TYPE,
-        headers=headers,
+        headers=extra,
     )

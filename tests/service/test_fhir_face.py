@@ -84,6 +84,18 @@ def test_a_referral_posted_twice_enrolls_once_and_is_found(server: Server) -> No
     assert {"fhir Patient search", "fhir EpisodeOfCare", "fhir Patient/$everything"} <= set(whats)
 
 
+def test_a_method_an_operation_does_not_have_is_405_with_allow(server: Server) -> None:
+    with server.client("cora") as cora:
+        for path, allowed in (("/fhir/metadata", "GET"), ("/fhir/ServiceRequest", "POST")):
+            refused = cora.request("TRACE", path)
+            assert refused.status_code == 405 and refused.headers["allow"] == allowed, refused.headers
+            assert refused.headers["content-type"].startswith(FHIR_JSON)
+            OperationOutcome.model_validate(refused.json())
+        refused = cora.delete("/v1/worklist")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+
+
 def test_fhir_errors_are_operation_outcomes(server: Server) -> None:
     with server.client(user=None) as anonymous:
         refused = anonymous.get("/fhir/Patient", params={"identifier": "X"})
