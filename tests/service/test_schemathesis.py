@@ -1,5 +1,7 @@
 """Schemathesis over the OpenAPI document, against the running service: no 5xx, every
-response's status, content type and body as the document says."""
+response's status, content type and body as the document says, input it rules out
+refused, 405 with `Allow`, and no operation that names the bearer scheme answering
+without credentials."""
 
 from __future__ import annotations
 
@@ -21,7 +23,18 @@ def test_every_operation_answers_as_documented(fresh_server: Server, tmp_path: P
         "--header",
         f"Authorization: Bearer {fresh_server.tokens['cora']}",
         "--checks",
-        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ",".join(
+            (
+                "not_a_server_error",
+                "status_code_conformance",
+                "content_type_conformance",
+                "response_schema_conformance",
+                "negative_data_rejection",  # input the document rules out is refused
+                "missing_required_header",
+                "unsupported_method",  # 405 with Allow
+                "ignored_auth",  # an operation that names the bearer scheme refuses without it
+            )
+        ),
         "--max-examples",
         "6",
         "--seed",
