@@ -339,4 +339,4 @@ class Clinic(Service):
 def _line_number(problem: str) -> int:
     """The line a problem of an import names ("line 12: ...")."""
     head = problem.split(":", 1)[0].removeprefix("line ")
-    return int(head) if head.isdigit() else 0
+    return int(head) if head.isascii() and head.isdigit() else 0

@@ -151,7 +151,7 @@ def replay(store: Store, name: str, start: str) -> dict[str, Any]:
     shows it) or an outbox row number (1 is the first message ever written)."""
     with store.write() as tx:
         found = _named(tx, name)
-        if start.isdigit():
+        if start.isascii() and start.isdigit():  # "²" is a digit to str.isdigit, not to int
             from_id = int(start)
         else:
             row = rows.outbox_row_of(tx, start)

@@ -187,6 +187,8 @@ def test_replay_sends_again_from_a_message(clinic: Clinic, receiver: Receiver) -
     assert len(receiver.got) == 3 + 2 + 3
     with pytest.raises(NotFound):
         clinic.subscriber_action("replay", "ehr", "no-such-message")
+    with pytest.raises(NotFound):  # a digit to str.isdigit, not to int()
+        clinic.subscriber_action("replay", "ehr", "²")
 
 
 def test_two_delivery_processes_at_once_send_each_message_once(db_url: str, receiver: Receiver) -> None:

@@ -206,6 +206,16 @@ def test_etag_and_if_match(server: Server) -> None:
             428,
             "precondition-malformed",
         )
+        for odd in ('"²"', '"٣"'):  # digits to str.isdigit, not ASCII digits
+            assert_problem(
+                phil.post(
+                    "/v1/patients/ETAG-1/transitions",
+                    json={"trigger": "start_evaluation"},
+                    headers={"If-Match": odd.encode()},
+                ),
+                428,
+                "precondition-malformed",
+            )
         fresh = phil.get("/v1/patients/ETAG-1").headers["etag"]
         assert fresh == '"2"'
         done = phil.post(

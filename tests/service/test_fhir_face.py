@@ -104,6 +104,8 @@ def test_fhir_errors_are_operation_outcomes(server: Server) -> None:
     with server.client("cora") as cora:
         missing = cora.get("/fhir/EpisodeOfCare/999999")
         assert missing.status_code == 404
+        for odd in ("²", "٣", "1²"):  # digits to str.isdigit, not to int()
+            assert cora.get(f"/fhir/EpisodeOfCare/{odd}").status_code == 404
         assert OperationOutcome.model_validate(missing.json()).issue[0].code == "not-found"
         bad = cora.post("/fhir/ServiceRequest", json={**referral("MRN-F2", "ORD-F2"), "status": "draft"})
         assert bad.status_code == 422

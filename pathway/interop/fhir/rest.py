@@ -164,7 +164,7 @@ def everything(clinic: Service, fhir_id: str) -> dict[str, Any]:
 
 def episode(clinic: Service, enrollment_id: str) -> tuple[str, dict[str, Any]]:
     """(patient identifier, the EpisodeOfCare of the enrollment with this id)."""
-    if not enrollment_id.isdigit() or len(enrollment_id) > 18:
+    if not (enrollment_id.isascii() and enrollment_id.isdigit()) or len(enrollment_id) > 18:
         raise NotFound("no EpisodeOfCare with that id")
     wanted = int(enrollment_id)
     found = clinic.enrollment_by_id(wanted)
