@@ -225,7 +225,10 @@ async def patient_action(request: Request, patient: str, action: str) -> Respons
             moved = ctx.clinic.advance(patient, trigger, reason=reason, at=one("at"), actor=actor, role=role)
             done = f"{moved.trigger}: {moved.from_state} -> {moved.to_state}"
         elif action == "correct" and one("observation"):
-            number = int(one("observation") or 0)
+            text = one("observation") or ""
+            if not (text.isascii() and text.isdigit()):
+                raise InvalidInput(f"observation: {text!r} is not an observation's number")
+            number = int(text)
             obs = ctx.clinic.correct(patient, number, reason=one("reason") or "", actor=actor, role=role)
             done = f"marked {obs.kind} #{obs.id} entered in error"
         else:

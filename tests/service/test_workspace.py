@@ -148,6 +148,30 @@ def test_steps_another_role_takes_are_disabled_and_say_whose_they_are(staff: Ser
         assert imaging and "disabled" not in imaging.group(1)
 
 
+def test_odd_form_values_get_the_page_with_the_error_never_a_500(staff: Server) -> None:
+    with staff.client("phil") as api:
+        api.post("/v1/patients/WS-ODD/enrollments", json={"at": "2026-10-01"})
+    with browser(staff) as b:
+        sign_in(b, "phil")
+        token = csrf(b.get("/patients/WS-ODD").text)
+        for number in ("abc", "²", "-1", "1.5"):
+            data = {"csrf": token, "observation": number, "reason": "x"}
+            odd = b.post("/patients/WS-ODD/correct", data=data)
+            assert odd.status_code == 422 and "observation" in odd.text, (number, odd.status_code)
+        for data in (
+            {"trigger": "no_such_trigger"},
+            {"trigger": "hold", "reason": "a\x00b"},
+            {"trigger": "start_evaluation", "at": "²⁰²⁶-01-01"},
+        ):
+            odd = b.post("/patients/WS-ODD/advance", data={"csrf": token, **data})
+            assert odd.status_code in (409, 422) and 'role="alert"' in odd.text, (data, odd.status_code)
+        odd = b.post("/patients/WS-ODD/record", data={"csrf": token, "kind": "no_such_kind"})
+        assert odd.status_code == 422
+        for due in ("abc", "²", "-5"):
+            listed = b.get("/", params={"due_within": due})
+            assert listed.status_code == 200 and 'role="alert"' in listed.text, (due, listed.status_code)
+
+
 def test_the_worklist_filters_and_the_manager_page(staff: Server) -> None:
     with staff.client("cora") as api:
         api.post("/v1/patients/WS-2/enrollments", json={"at": "2026-10-01"})
