@@ -37,11 +37,10 @@ def request_hash(method: str, path: str, body: Any, if_match: str | None, role: 
 
 
 def run_once(
-    store: Store, principal: str, key: str | None, fingerprint: str, run: Callable[[], Response]
+    store: Store, principal: str, key: str, fingerprint: str, run: Callable[[], Response]
 ) -> Response:
-    """`run()` once per (principal, key); its response again for a retry of the same request."""
-    if key is None:
-        return run()
+    """`run()` once per (principal, key); its response again for a retry of the same request
+    (a request without a key just runs: the route does not come here)."""
     if not key or len(key) > MAX_KEY or not key.isprintable():
         return problems.response(
             problems.problem(problems.BAD_REQUEST, f"{HEADER}: 1 to 255 printable characters")

@@ -127,9 +127,8 @@ def _log_config() -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, and the message (the service's own
-    lines carry their fields in the record's `FIELDS` attribute, merged in as they are; a
-    message that is a JSON object is merged in too)."""
+    """One JSON object per line: time, level, logger, and the message; the service's own
+    lines carry their fields in the record's `FIELDS` attribute, merged in as they are."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -138,18 +137,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         fields = getattr(record, FIELDS, None)
-        if isinstance(fields, dict):  # the service's own lines: fields given, nothing to parse
+        if isinstance(fields, dict):
             entry.update(fields)
-            return json.dumps(entry)
-        message = record.getMessage()
-        try:
-            parsed = json.loads(message)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            entry.update(parsed)
         else:
-            entry["message"] = message
+            entry["message"] = record.getMessage()
         return json.dumps(entry)
 
 

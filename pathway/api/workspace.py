@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pathway.api.context import Context, context
@@ -73,8 +74,12 @@ def signin_page(request: Request) -> Response:
 
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request) -> Response:
-    ctx = context(request)
     form = await _form(request)
+    return await run_in_threadpool(_sign_in, request, form)  # argon2 and the database: off the loop
+
+
+def _sign_in(request: Request, form: dict[str, list[str]]) -> Response:
+    ctx = context(request)
     name = (form.get("name") or [""])[0].strip()
     password = (form.get("password") or [""])[0]
     asked = (form.get("role") or [""])[0] or None
@@ -100,8 +105,12 @@ async def signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    found = _signed_in(request)
     form = await _form(request)
+    return await run_in_threadpool(_sign_out, request, form)
+
+
+def _sign_out(request: Request, form: dict[str, list[str]]) -> Response:
+    found = _signed_in(request)
     if found is not None and _csrf_ok(form, found[2]):
         found[0].clinic.identities.end_session(request.cookies[COOKIE])
     response = _to_signin()
@@ -198,11 +207,15 @@ def patient_page(request: Request, patient: str) -> Response:
 
 @router.post("/patients/{patient}/{action}", response_class=HTMLResponse)
 async def patient_action(request: Request, patient: str, action: str) -> Response:
+    form = await _form(request)  # the body is read on the loop; the engine runs in the thread pool
+    return await run_in_threadpool(_patient_action, request, patient, action, form)
+
+
+def _patient_action(request: Request, patient: str, action: str, form: dict[str, list[str]]) -> Response:
     found = _signed_in(request)
     if found is None:
         return _to_signin()
     ctx, ident, csrf = found
-    form = await _form(request)
     if not _csrf_ok(form, csrf):
         return _page(
             request, "missing.html", 403, ident=ident, csrf=csrf, message="the form expired: reload the page"
