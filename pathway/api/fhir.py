@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import JSONResponse, Response
 
+from pathway.api import idempotency, problems
 from pathway.api.context import caller
 from pathway.api.problems import FHIR_MEDIA_TYPE
 from pathway.interop.fhir import rest
@@ -83,6 +84,7 @@ def episode(episode_id: str, c: caller) -> Response:
 
 @router.post("/ServiceRequest", status_code=201, response_model=dict[str, Any])
 def create_referral(
+    request: Request,
     c: caller,
     body: Annotated[
         dict[str, Any], Body(description="A FHIR ServiceRequest (or a Bundle with one and its Patient)")
@@ -90,13 +92,22 @@ def create_referral(
     if_none_exist: Annotated[
         str | None, Header(description="identifier=system|value: do nothing if that referral is known")
     ] = None,
+    key: idempotency.Key = None,
 ) -> Response:
-    """Enroll the patient of a referral; 200 with the episode when it is known already."""
+    """Enroll the patient of a referral; 200 with the episode when it is known already.
+    With `Idempotency-Key`, a retry of the same request gets the first response again."""
     ctx, ident = c.identify()
-    created, resource = rest.create_referral(
-        ctx.clinic, body, if_none_exist, actor=ident.user, role=ident.role
-    )
-    if created:
-        ctx.metrics.changed("enroll")
-        return _fhir(resource, 201, Location=f"/fhir/EpisodeOfCare/{resource['id']}")
-    return _fhir(resource, 200)
+
+    def run() -> Response:
+        created, resource = rest.create_referral(
+            ctx.clinic, body, if_none_exist, actor=ident.user, role=ident.role
+        )
+        if created:
+            ctx.metrics.changed("enroll")
+            return _fhir(resource, 201, Location=f"/fhir/EpisodeOfCare/{resource['id']}")
+        return _fhir(resource, 200)
+
+    if key is None:
+        return run()
+    fingerprint = idempotency.request_hash(request.method, request.url.path, body, if_none_exist, ident.role)
+    return idempotency.run_once(ctx.clinic.store, ident.user, key, fingerprint, run, problems.outcome)

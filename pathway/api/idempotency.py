@@ -14,8 +14,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from starlette.responses import Response
 
 from pathway.api import problems
@@ -30,21 +31,33 @@ ABANDONED = timedelta(minutes=5)
 MAX_KEY = 255
 REPLAYED = "Idempotent-Replayed"
 
+#: The header as a route's parameter.
+Key = Annotated[str | None, Header(alias=HEADER, description="Retry-safe key (24 hours).")]
+#: How a route answers a problem (`problems.response`, or `problems.outcome` on FHIR).
+Answer = Callable[[dict[str, Any], dict[str, str] | None], Response]
 
-def request_hash(method: str, path: str, body: Any, if_match: str | None, role: str) -> str:
-    text = json.dumps([method, path, body, if_match, role], sort_keys=True, default=str)
+
+def request_hash(method: str, path: str, body: Any, condition: str | None, role: str) -> str:
+    """What makes two requests "the same": method, path, body, the precondition header
+    (`If-Match`, `If-None-Exist`) and the role acted in."""
+    text = json.dumps([method, path, body, condition, role], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def run_once(
-    store: Store, principal: str, key: str, fingerprint: str, run: Callable[[], Response]
+    store: Store,
+    principal: str,
+    key: str,
+    fingerprint: str,
+    run: Callable[[], Response],
+    answer: Answer = problems.response,
 ) -> Response:
     """`run()` once per (principal, key); its response again for a retry of the same request
-    (a request without a key just runs: the route does not come here)."""
+    (a request without a key just runs: the route does not come here). The problems of
+    this module, and an engine error `run()` raises, are answered with `answer`."""
     if not key or len(key) > MAX_KEY or not key.isprintable():
-        return problems.response(
-            problems.problem(problems.BAD_REQUEST, f"{HEADER}: 1 to 255 printable characters")
-        )
+        malformed = f"{HEADER}: 1 to 255 printable characters"
+        return answer(problems.problem(problems.BAD_REQUEST, malformed), None)
     now = utcnow()
     with store.write() as tx:
         if not requests.claim_key(tx, principal, key, fingerprint, now):
@@ -54,12 +67,12 @@ def run_once(
             abandoned = found["status"] is None and found["created_at"] <= now - ABANDONED
             if expired or abandoned:
                 if not requests.reclaim_key(tx, principal, key, fingerprint, now, found["created_at"]):
-                    return _in_progress()
+                    return _in_progress(answer)
             elif found["request_hash"] != fingerprint:
                 detail = f"{HEADER} was used for another request in the last 24 hours: use a new key"
-                return problems.response(problems.problem(problems.IDEMPOTENCY_MISMATCH, detail))
+                return answer(problems.problem(problems.IDEMPOTENCY_MISMATCH, detail), None)
             elif found["status"] is None:
-                return _in_progress()
+                return _in_progress(answer)
             else:
                 headers = {**(found["headers"] or {}), REPLAYED: "true"}
                 media = headers.pop("content-type", "application/json")
@@ -67,7 +80,7 @@ def run_once(
     try:
         response = run()
     except PathwayError as exc:
-        response = problems.response(problems.problem_of(exc))
+        response = answer(problems.problem_of(exc), None)
     except Exception:
         with store.write() as tx:
             requests.release_key(tx, principal, key, utcnow())
@@ -82,6 +95,6 @@ def run_once(
     return response
 
 
-def _in_progress() -> Response:
+def _in_progress(answer: Answer) -> Response:
     detail = f"a request with this {HEADER} is still running: retry in a moment"
-    return problems.response(problems.problem(problems.IDEMPOTENCY_IN_PROGRESS, detail), {"Retry-After": "1"})
+    return answer(problems.problem(problems.IDEMPOTENCY_IN_PROGRESS, detail), {"Retry-After": "1"})

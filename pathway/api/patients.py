@@ -44,7 +44,7 @@ AtQ = Annotated[str | None, Query(description="As of this date or time (default 
 IfMatch = Annotated[
     str | None, Header(description="The ETag of GET /v1/patients/{patient}: refuse if stale.")
 ]
-Key = Annotated[str | None, Header(alias="Idempotency-Key", description="Retry-safe key (24 hours).")]
+Key = idempotency.Key
 
 
 def etag(version: int) -> str:

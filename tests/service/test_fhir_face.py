@@ -84,6 +84,45 @@ def test_a_referral_posted_twice_enrolls_once_and_is_found(server: Server) -> No
     assert {"fhir Patient search", "fhir EpisodeOfCare", "fhir Patient/$everything"} <= set(whats)
 
 
+def test_a_referral_with_an_idempotency_key_is_done_once(server: Server) -> None:
+    with server.client("cora") as cora:
+        key = {"Idempotency-Key": "referral-F3", "content-type": FHIR_JSON}
+        first = cora.post("/fhir/ServiceRequest", json=referral("MRN-F3", "ORD-F3"), headers=key)
+        assert first.status_code == 201, first.text
+        again = cora.post("/fhir/ServiceRequest", json=referral("MRN-F3", "ORD-F3"), headers=key)
+        # The first response again (201, not the 200 of a known referral), marked a replay.
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+        assert again.headers["content-type"].startswith(FHIR_JSON)
+        EpisodeOfCare.model_validate(again.json())
+        # The same key for another referral is refused, as an OperationOutcome, and does nothing.
+        other = cora.post("/fhir/ServiceRequest", json=referral("MRN-F4", "ORD-F4"), headers=key)
+        assert other.status_code == 422 and other.headers["content-type"].startswith(FHIR_JSON)
+        assert "Idempotency-Key" in OperationOutcome.model_validate(other.json()).issue[0].diagnostics
+        assert cora.get("/v1/patients/MRN-F4").status_code == 404
+        # The precondition header is part of the request: with it, this is another request.
+        conditional = {**key, "If-None-Exist": f"identifier={ORDERS}|ORD-F3"}
+        changed = cora.post("/fhir/ServiceRequest", json=referral("MRN-F3", "ORD-F3"), headers=conditional)
+        assert changed.status_code == 422
+        # A refusal is a response too: its retry gets the same OperationOutcome.
+        draft = {**referral("MRN-F5", "ORD-F5"), "status": "draft"}
+        refused = [
+            cora.post("/fhir/ServiceRequest", json=draft, headers={"Idempotency-Key": "draft-F5"})
+            for _ in range(2)
+        ]
+        assert [r.status_code for r in refused] == [422, 422]
+        assert refused[1].headers["idempotent-replayed"] == "true"
+        assert refused[1].json() == refused[0].json()
+        assert refused[1].headers["content-type"].startswith(FHIR_JSON)
+        bad_key = cora.post(
+            "/fhir/ServiceRequest", json=referral("MRN-F5", "ORD-F5"), headers={"Idempotency-Key": "x" * 256}
+        )
+        assert bad_key.status_code == 400 and bad_key.headers["content-type"].startswith(FHIR_JSON)
+        OperationOutcome.model_validate(bad_key.json())
+        assert [e["trigger"] for e in cora.get("/v1/patients/MRN-F3/history").json()] == ["enroll"]
+        assert cora.get("/v1/patients/MRN-F5").status_code == 404
+
+
 def test_a_method_an_operation_does_not_have_is_405_with_allow(server: Server) -> None:
     with server.client("cora") as cora:
         for path, allowed in (("/fhir/metadata", "GET"), ("/fhir/ServiceRequest", "POST")):
