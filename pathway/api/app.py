@@ -51,6 +51,7 @@ def create_app(clinic: Clinic, *, oidc: Oidc | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.context = Context(clinic, oidc)
+    clinic.store.cache_tokens()  # a bearer token costs no query (PostgreSQL; store/token_cache.py)
     app.include_router(patients.router)
     app.include_router(lists.router)
     app.include_router(fhir.router)

@@ -122,6 +122,7 @@ def _log_config() -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "pathway.api": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "pathway.store": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         },
     }
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from pathway.errors import StoreError
 
 #: The Alembic revision this code expects; a test checks it is the migrations' head.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL: connections a process keeps open (a service runs this many requests at once
 # without opening and closing a connection for each), and how many more a burst may open:

@@ -89,14 +89,27 @@ def _token_owner_sql(dialect: Dialect) -> str:
 
 
 def token_owner_now(store: Store, digest: str) -> dict[str, Any] | None:
-    """`token_owner` in a transaction of its own, for the service's every request. On
-    PostgreSQL the one statement goes straight to the driver outside a transaction (one
-    round trip instead of BEGIN, SELECT and ROLLBACK, a prepared statement, and none of
-    SQLAlchemy's per-statement work, which cost more than the query); the SQL is the same
-    Core statement's, and its times are made UTC as the column type makes them."""
+    """`token_owner` in a transaction of its own, for the service's every request: from
+    the store's token cache when it has one (`Store.cache_tokens`), else on PostgreSQL
+    the one statement goes straight to the driver outside a transaction (one round trip
+    instead of BEGIN, SELECT and ROLLBACK, a prepared statement, and none of
+    SQLAlchemy's per-statement work, which cost more than the query); the SQL is the
+    same Core statement's, and its times are made UTC as the column type makes them."""
     if store.backend != "postgresql" or store.in_batch:
         with store.read() as tx:
             return token_owner(tx, digest)
+    cache = store.token_cache
+    if cache is None:
+        return _token_owner_direct(store, digest)
+    found, generation = cache.get(digest)
+    if found is None:
+        found = _token_owner_direct(store, digest)
+        if found is not None:
+            cache.put(digest, found, generation)
+    return found
+
+
+def _token_owner_direct(store: Store, digest: str) -> dict[str, Any] | None:
     import psycopg
     from psycopg.rows import dict_row
 

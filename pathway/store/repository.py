@@ -24,6 +24,7 @@ from pathway.store.tx import Tx
 
 if TYPE_CHECKING:
     from pathway.store.staged import StagedTx
+    from pathway.store.token_cache import TokenCache
 
 __all__ = ["Store", "Tx", "ids"]
 
@@ -40,6 +41,8 @@ class Store:
         self._zone: ZoneInfo | None = None
         self._batch: Tx | None = None  # the open batch transaction, if any
         self._staged: StagedTx | None = None  # the same when the batch is staged
+        #: Token owners kept in memory (a service on PostgreSQL: `cache_tokens`).
+        self.token_cache: TokenCache | None = None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -188,7 +191,21 @@ class Store:
         """Whether a batch (or staged batch) transaction is open on this store."""
         return self._batch is not None
 
+    def cache_tokens(self) -> None:
+        """Keep bearer tokens' owners in memory, forgotten whenever users or tokens change
+        (PostgreSQL only; see `token_cache`). For a long-running service."""
+        if self.backend != "postgresql" or self.token_cache is not None:
+            return
+        from pathway.store.token_cache import TokenCache
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.token_cache = TokenCache(url)
+        self.token_cache.start()
+
     def close(self) -> None:
+        if self.token_cache is not None:
+            self.token_cache.close()
+            self.token_cache = None
         self.engine.dispose()
 
 

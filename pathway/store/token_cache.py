@@ -1,0 +1,110 @@
+"""Token owners kept in memory by a service process on PostgreSQL, so that a request's
+bearer token costs no query: every change to `users` or `tokens` (by this code, by
+another process, or by hand in SQL) notifies the channel `pathway_identity` when it
+commits (a trigger, schema revision 0008), and a listening thread forgets every owner
+then. A revoked token or a disabled user is refused as soon as that notification
+arrives (milliseconds); expiry is judged on every request from the cached time.
+
+The cache is used only while its listener is connected: before it has started, and
+from the moment its connection fails until it has listened again, every lookup goes to
+the database, as without a cache. A lookup that began before a change was notified is
+not kept (each change moves the `generation` on). Unknown tokens are never kept, and
+an entry is read again after `TTL` seconds in any case.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+CHANNEL = "pathway_identity"
+TTL = 60.0
+MAX_ENTRIES = 10_000
+RETRY = 1.0  # seconds between attempts to listen again after a failure
+WAKE = 0.5  # how often the listener looks whether it is asked to stop
+
+log = logging.getLogger("pathway.store")
+
+
+class TokenCache:
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._listening = False
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="pathway-token-cache", daemon=True)
+
+    def start(self, wait: float = 5.0) -> None:
+        """Start listening; returns once listening (or after `wait` seconds, uncached
+        until it does)."""
+        self._thread.start()
+        self._ready.wait(wait)
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def get(self, digest: str) -> tuple[dict[str, Any] | None, int]:
+        """(the cached owner or None, the generation to `put` a fresh lookup with)."""
+        with self._lock:
+            generation = self._generation
+            if not self._listening:
+                return None, generation
+            found = self._entries.get(digest)
+            if found is None or found[0] <= time.monotonic():
+                return None, generation
+            return found[1], generation
+
+    def put(self, digest: str, owner: dict[str, Any], generation: int) -> None:
+        """Keep `owner`, read after `get` gave `generation`, unless a change came since."""
+        with self._lock:
+            if not self._listening or generation != self._generation:
+                return
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + TTL, owner)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def close(self) -> None:
+        """Stop listening (within `WAKE` seconds)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    with self._lock:  # whatever changed while not listening is forgotten
+                        self._generation += 1
+                        self._entries.clear()
+                        self._listening = True
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=WAKE, stop_after=1):
+                            self.forget()
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                log.warning(
+                    "token cache: not listening (%s); looking tokens up in the database", type(exc).__name__
+                )
+            finally:
+                with self._lock:
+                    self._listening = False
+                    self._generation += 1
+                    self._entries.clear()
+            self._ready.set()
+            self._stop.wait(RETRY)
