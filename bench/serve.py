@@ -16,6 +16,12 @@ unmeasured round each way (to warm the pools and the prepared statements) the tw
 alternate, `--pairs` times; it prints each pair's rates and ratio, the median ratio
 (target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
 machine is shared, so read the ratio, measured in one run.
+
+On Linux, with PostgreSQL on this machine, it also prints the CPU an advance costs each
+way (median of the pairs, from /proc): in process, this process and the database's
+server processes; through HTTP, the service's processes, the clients and the database.
+That steadier figure says where the time goes when the cores are shared: the ratio of
+the two totals is what the advances per second tend to when the machine is the limit.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -104,6 +112,68 @@ def drop_database(url: str, name: str) -> None:
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
+
+
+T = TypeVar("T")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of these processes so far (0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """`pid` and its child processes (the service's workers)."""
+    found = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def database_pids(url: str) -> list[int]:
+    """The server processes serving the bench database now (when PostgreSQL runs here)."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            pids = [int(p) for p in conn.execute(text(query)).scalars()]
+    finally:
+        engine.dispose()
+    return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+class Cpu:
+    """CPU per advance of each side, from /proc (Linux with the database on this machine)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def measure(self, parts: dict[str, list[int]], run: Callable[[], T], steps: int) -> T:
+        before = {name: cpu_seconds(pids) for name, pids in parts.items()}
+        result = run()
+        for name, pids in parts.items():
+            self.samples.setdefault(name, []).append((cpu_seconds(pids) - before[name]) / steps * 1000)
+        return result
+
+    def line(self, names: list[str]) -> str:
+        medians = [statistics.median(self.samples[n]) for n in names]
+        parts = " + ".join(f"{n.split(' ', 1)[1]} {m:.2f}" for n, m in zip(names, medians, strict=True))
+        return f"{parts} = {sum(medians):.2f} ms"
 
 
 def split(items: list[str], parts: int) -> list[list[str]]:
@@ -213,7 +283,7 @@ def main() -> int:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=3,
+        default=7,
         help="measurements each way, alternating in process and HTTP; the ratio is the median of "
         "the pairs' (the machine's load drifts)",
     )
@@ -238,9 +308,21 @@ def main() -> int:
             service.measure()
             ratios: list[float] = []
             latencies: list[float] = []
+            cpu = Cpu()
+            database = database_pids(db)
+            here = {"this process": [os.getpid()], "database": database}
+            there = {
+                "service": children(service.server.pid),
+                "clients": [p.pid for p in service.clients],
+                "database": database,
+            }
             for pair in range(1, args.pairs + 1):
-                mine = in_process(clinic, local, args.rounds, args.clients)
-                theirs, more = service.measure()
+                mine = cpu.measure(
+                    {f"in {k}": v for k, v in here.items()},
+                    lambda: in_process(clinic, local, args.rounds, args.clients),
+                    steps,
+                )
+                theirs, more = cpu.measure({f"http {k}": v for k, v in there.items()}, service.measure, steps)
                 latencies += more
                 ratios.append(mine / theirs)
                 print(
@@ -253,6 +335,10 @@ def main() -> int:
         median = statistics.median(ratios)
         print(f"  ratio HTTP / in process, median of {len(ratios)}: {median:.2f}   (target >= 0.5)")
         print(f"  HTTP latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        if database and Path(f"/proc/{os.getpid()}/stat").exists():
+            print("  CPU an advance costs (median of the pairs):")
+            print("    in process:   " + cpu.line([f"in {k}" for k in here]))
+            print("    through HTTP: " + cpu.line([f"http {k}" for k in there]))
     finally:
         if service is not None:
             service.close()

@@ -22,7 +22,8 @@ from typing import Any
 CHANNEL = "pathway_identity"
 TTL = 60.0
 MAX_ENTRIES = 10_000
-RETRY = 1.0  # seconds between attempts to listen again after a failure
+RETRY = 1.0  # seconds before listening again after a failure, doubled up to MAX_RETRY
+MAX_RETRY = 30.0
 WAKE = 0.5  # how often the listener looks whether it is asked to stop
 
 log = logging.getLogger("pathway.store")
@@ -83,6 +84,8 @@ class TokenCache:
     def _listen(self) -> None:
         import psycopg
 
+        retry = RETRY
+        failing = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
@@ -92,19 +95,27 @@ class TokenCache:
                         self._entries.clear()
                         self._listening = True
                     self._ready.set()
+                    if failing:
+                        log.warning("token cache: listening again")
+                    failing, retry = False, RETRY
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=WAKE, stop_after=1):
                             self.forget()
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                log.warning(
-                    "token cache: not listening (%s); looking tokens up in the database", type(exc).__name__
-                )
+                if not failing:  # said once, not at every retry
+                    log.warning(
+                        "token cache: not listening (%s); looking tokens up in the database until it "
+                        "can listen again",
+                        type(exc).__name__,
+                    )
+                failing = True
             finally:
                 with self._lock:
                     self._listening = False
                     self._generation += 1
                     self._entries.clear()
             self._ready.set()
-            self._stop.wait(RETRY)
+            self._stop.wait(retry)
+            retry = min(retry * 2, MAX_RETRY)
