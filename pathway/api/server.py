@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from pathway.api import affinity
 from pathway.api.app import FIELDS, create_app
 from pathway.api.auth import Oidc
 from pathway.clinic import Clinic
@@ -52,6 +55,12 @@ def oidc_of(options: dict[str, str | None]) -> Oidc | None:
 
 def app_from_environment() -> FastAPI:
     """The app of one worker: its clinic opened from the `PATHWAY_*` variables."""
+    slots = os.environ.get(affinity.ENV)
+    if slots:  # before any thread starts: the threads to come keep to the core too
+        core = affinity.claim_core(Path(slots))
+        logging.getLogger("pathway.api").info(
+            "worker kept to one core", extra={FIELDS: {"event": "pinned", "cpu": core, "pid": os.getpid()}}
+        )
     options = {k: os.environ.get(v) for k, v in _ENV.items()}
     workflows = [p for p in (options["workflows"] or "").split(os.pathsep) if p]
     clinic = Clinic.open(options["db"] or "sqlite:///pathway.db", workflows=workflows, create=False)
@@ -75,12 +84,15 @@ def serve(
     workers: int,
     workflows: tuple[str, ...] = (),
     oidc: dict[str, str | None] | None = None,
+    pin_cpus: bool = False,
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
     import uvicorn
 
     if workers < 1:
         raise InvalidInput("--workers: at least 1")
+    if pin_cpus and not affinity.available():
+        raise InvalidInput("--pin-cpus: this system cannot keep a process to a core (Linux can)")
     if workers > 1 and db.startswith("sqlite"):
         raise InvalidInput("--workers: SQLite takes one writer at a time: use 1 worker (or PostgreSQL)")
     oidc_of(dict(oidc or {}))  # refuse a bad identity-provider setting before starting
@@ -98,17 +110,24 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler
     # it found: that handler ends the process with 0 (a stop asked for is not a failure).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "pathway.api.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=_log_config(),
-        timeout_graceful_shutdown=GRACE,
-        proxy_headers=False,
-    )
+    slots = tempfile.mkdtemp(prefix="pathway-cpus-") if pin_cpus else None
+    if slots:
+        os.environ[affinity.ENV] = slots
+    try:
+        uvicorn.run(
+            "pathway.api.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_config=_log_config(),
+            timeout_graceful_shutdown=GRACE,
+            proxy_headers=False,
+        )
+    finally:
+        if slots:
+            shutil.rmtree(slots, ignore_errors=True)
 
 
 def _log_config() -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""`pathway serve --pin-cpus`: every worker keeps to one core, workers to different
+cores while there are cores enough, and the service works as without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL, _pg_database
+from tests.service.conftest import Server, enroll, make_server
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+
+
+def allowed_cores(pid: int) -> set[int]:
+    return set(os.sched_getaffinity(pid))
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The serving processes: uvicorn's workers, or the one process with one worker."""
+    assert server.process is not None
+    main = server.process.pid
+    children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent(stat) == main]
+    workers = [p for p in children if "spawn_main" in _cmdline(p) and "resource_tracker" not in _cmdline(p)]
+    return workers or [main]
+
+
+def _parent(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def test_one_worker_keeps_to_one_core(tmp_path: Path) -> None:
+    server = make_server(f"sqlite:///{tmp_path / 'pathway.db'}", tmp_path, "--pin-cpus")
+    try:
+        assert server.process is not None
+        cores = allowed_cores(server.process.pid)
+        assert len(cores) == 1 and cores <= allowed_cores(0)
+        with server.client("cora") as cora:
+            enroll(cora, "PIN-1")
+            assert cora.get("/v1/patients/PIN-1").status_code == 200
+    finally:
+        assert server.stop() == 0
+    assert '"event": "pinned"' in (tmp_path / "serve.log").read_text()
+
+
+@pytest.mark.postgres
+def test_workers_keep_to_different_cores(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PATHWAY_TEST_DATABASE_URL is not set")
+    for url in _pg_database():
+        server = make_server(url, tmp_path, "--workers", "2", "--pin-cpus")
+        try:
+            pinned = [allowed_cores(pid) for pid in worker_pids(server)]
+            assert len(pinned) == 2 and all(len(c) == 1 for c in pinned), pinned
+            if len(allowed_cores(0)) >= 2:
+                assert pinned[0] != pinned[1], pinned
+            with server.client("cora") as cora:
+                for n in range(6):
+                    enroll(cora, f"PIN-W{n}")
+        finally:
+            assert server.stop() == 0
