@@ -93,7 +93,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
-        log.error("internal error", extra={FIELDS: {"event": "internal_error", "error": type(exc).__name__}})
+        fields = {"event": "internal_error", "error": type(exc).__name__}
+        log.error("internal error", exc_info=exc, extra={FIELDS: fields})
         return answer(request, problems.problem(problems.INTERNAL, "internal error: see the service's log"))
 
 

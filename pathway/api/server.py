@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -148,7 +149,12 @@ def _log_config() -> dict[str, Any]:
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, and the message; the service's own
-    lines carry their fields in the record's `FIELDS` attribute, merged in as they are."""
+    lines carry their fields in the record's `FIELDS` attribute, merged in as they are.
+
+    A line about an exception (uvicorn's "Exception in ASGI application", the service's
+    internal error) names its type and `where` it was raised, as code locations
+    (file:line function, innermost last): never its message, which may quote personal
+    data (a patient's identifier in a database error)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -161,7 +167,37 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         else:
             entry["message"] = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            entry.setdefault("error", type(record.exc_info[1]).__name__)
+            entry["where"] = where(record.exc_info[1])
         return json.dumps(entry)
+
+
+def where(exc: BaseException, frames: int = 12) -> list[str]:
+    """The code locations an exception passed through (its cause's first), innermost last."""
+    found: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found[:0] = [
+            f"{_short(f.filename)}:{f.lineno} {f.name}" for f in traceback.extract_tb(current.__traceback__)
+        ]
+        current = current.__cause__ or current.__context__
+    return found[-frames:]
+
+
+def _short(filename: str) -> str:
+    """A file named from the folder it was imported from (site-packages/..., pathway/...)."""
+    for root in _ROOTS:
+        if filename.startswith(root):
+            return filename[len(root) :]
+    return filename
+
+
+_ROOTS = sorted(
+    {os.path.join(p, "") for p in [str(Path(__file__).parents[2]), *sys.path] if p}, key=len, reverse=True
+)
 
 
 if __name__ == "__main__":  # pragma: no cover - `pathway serve` is the way in
