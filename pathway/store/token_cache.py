@@ -88,7 +88,17 @@ class TokenCache:
         failing = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                # TCP keepalives: a connection that died without a word (a network gone) is
+                # noticed in seconds, not at the next TTL.
+                with psycopg.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    keepalives=1,
+                    keepalives_idle=5,
+                    keepalives_interval=2,
+                    keepalives_count=3,
+                    connect_timeout=10,
+                ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     with self._lock:  # whatever changed while not listening is forgotten
                         self._generation += 1
