@@ -170,3 +170,16 @@ def enroll(client: httpx.Client, patient: str, at: str = "2026-10-01") -> httpx.
     response = client.post(f"/v1/patients/{patient}/enrollments", json={"at": at})
     assert response.status_code == 201, response.text
     return response
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["type"] == f"urn:pathway:problem:{slug}"
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body

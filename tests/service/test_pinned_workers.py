@@ -22,16 +22,9 @@ def worker_pids(server: Server) -> list[int]:
     """The serving processes: uvicorn's workers, or the one process with one worker."""
     assert server.process is not None
     main = server.process.pid
-    children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent(stat) == main]
+    children = [int(p) for p in Path(f"/proc/{main}/task/{main}/children").read_text().split()]
     workers = [p for p in children if "spawn_main" in _cmdline(p) and "resource_tracker" not in _cmdline(p)]
     return workers or [main]
-
-
-def _parent(stat: Path) -> int | None:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _cmdline(pid: int) -> str:
