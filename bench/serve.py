@@ -56,6 +56,16 @@ conn.request("GET", "/healthz")
 conn.getresponse().read()  # connected and warm; then one measurement per "go"
 print("ready", flush=True)
 while sys.stdin.readline().strip() == "go":
+    for attempt in range(5):  # uvicorn closes a keep-alive connection idle for 5 s: reconnect
+        try:
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            break
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            time.sleep(0.05 * attempt)
+    else:
+        sys.exit("cannot reach the service")
     latencies = []
     for _ in range(rounds):
         for p in patients:
@@ -215,19 +225,20 @@ class Service:
         clients: int,
         workers: int,
         client: str,
-        pin: bool = False,
+        options: tuple[str, ...] = (),
     ):
-        with Clinic.open(db) as clinic:
-            clinic.identities.add_user("bench", ["coordinator"])
-            token = clinic.identities.create_token("bench")["token"]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        with Clinic.open(db) as clinic:  # a user of its own: several services may share the database
+            user = f"bench-{port}"
+            clinic.identities.add_user(user, ["coordinator"])
+            token = clinic.identities.create_token(user)["token"]
         url = f"http://127.0.0.1:{port}"
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-serve-{port}.log"
         self.server = subprocess.Popen(
             [sys.executable, "-c", "from pathway_cli.main import main; main()", "serve", "--port", str(port),
-             "--workers", str(workers), *(["--pin-cpus"] if pin else [])],
+             "--workers", str(workers), *options],
             env={**os.environ, "PATHWAY_DB": db},
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
@@ -323,7 +334,8 @@ def main() -> int:
                 for p in local + remote:
                     clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
             client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
-            service = Service(db, remote, args.rounds, args.clients, args.workers, client, args.pin)
+            options = ("--pin-cpus",) if args.pin else ()
+            service = Service(db, remote, args.rounds, args.clients, args.workers, client, options)
             steps = args.patients * args.rounds * 2
             print(
                 f"serve: {steps:,} advances each way per measurement, {args.clients} {args.client} clients, "

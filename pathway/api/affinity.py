@@ -5,9 +5,10 @@ A worker runs Python in one thread at a time (the interpreter lock), handing the
 between its event loop and its thread pool several times a request; when those threads
 sit on different cores, every hand-over moves the lock and the objects it guards from
 one core's cache to the other's. Kept on one core, a worker used 10-25% less CPU an
-advance and answered 15-40% more advances a second here (2 cores, 8 clients; the
-README has the figures). It is off by default: on a machine whose cores other
-services share, they cannot move the workers off a busy core.
+advance and answered 10-30% more advances a second here (2 cores, 8 clients,
+`bench/serve_ab.py --b=--pin-cpus`; the README has the figures). It is off by default:
+on a machine whose cores other services share, they cannot move the workers off a busy
+core.
 
 Workers learn their number from a folder `serve` makes: each takes the first
 `worker-K` file nobody holds a lock on, and keeps the lock while it lives (a worker

@@ -1,6 +1,7 @@
-"""`bench/serve.py` runs (tiny, on PostgreSQL) and prints what the README says it does:
-each pair's rates, the median ratio, the latency, and where it can read /proc, the CPU an
-advance costs each way. Nothing about speed is asserted here."""
+"""`bench/serve.py` and `bench/serve_ab.py` run (tiny, on PostgreSQL) and print what the
+README says: each pair's rates, the median ratio, the latency, the CPU an advance costs
+each way (where /proc can be read); each service's rate and CPU. Nothing about speed is
+asserted here."""
 
 from __future__ import annotations
 
@@ -36,3 +37,21 @@ def test_the_service_benchmark_runs_and_reports(tmp_path: Path) -> None:
     if sys.platform == "linux":
         assert re.search(r"in process: +this process \d\.\d\d \+ database \d\.\d\d = \d\.\d\d ms", out), out
         assert re.search(r"through HTTP: +service \d\.\d\d \+ clients \d\.\d\d \+ database", out), out
+
+
+@pytest.mark.postgres
+def test_the_service_a_b_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PATHWAY_TEST_DATABASE_URL is not set")
+    args = ["--url", PG_URL, "--b=--pin-cpus", "--patients", "6", "--clients", "2", "--rounds", "2"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "serve_ab.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert re.search(r"A \(no options\): \d+ advances/s .* service CPU \d\.\d\d ms", done.stdout), done.stdout
+    assert re.search(r"B \(--pin-cpus\): \d+ advances/s", done.stdout), done.stdout
+    assert re.search(r"median of 2 turns: \d\.\d{3}", done.stdout), done.stdout
