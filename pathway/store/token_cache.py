@@ -70,10 +70,13 @@ class TokenCache:
                 self._entries.clear()
             self._entries[digest] = (time.monotonic() + TTL, owner)
 
-    def forget(self) -> None:
+    def forget(self, *, listening: bool | None = None) -> None:
+        """Forget every owner (a change was notified), and say whether it is listening."""
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            if listening is not None:
+                self._listening = listening
 
     def close(self) -> None:
         """Stop listening (within `WAKE` seconds)."""
@@ -100,10 +103,7 @@ class TokenCache:
                     connect_timeout=10,
                 ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
-                    with self._lock:  # whatever changed while not listening is forgotten
-                        self._generation += 1
-                        self._entries.clear()
-                        self._listening = True
+                    self.forget(listening=True)  # whatever changed while not listening
                     self._ready.set()
                     if failing:
                         log.warning("token cache: listening again")
@@ -122,10 +122,7 @@ class TokenCache:
                     )
                 failing = True
             finally:
-                with self._lock:
-                    self._listening = False
-                    self._generation += 1
-                    self._entries.clear()
+                self.forget(listening=False)
             self._ready.set()
             self._stop.wait(retry)
             retry = min(retry * 2, MAX_RETRY)
