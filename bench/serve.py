@@ -2,16 +2,19 @@
 `Clinic.advance`, on the same PostgreSQL database.
 
     python bench/serve.py [--url postgresql://postgres@127.0.0.1:5432/test] [--patients 200]
-                          [--rounds 2] [--clients 8] [--workers 1] [--client stdlib|httpx]
-                          [--pairs 3]
+                          [--rounds 2] [--clients 8] [--workers CORES] [--pin]
+                          [--client raw|stdlib|httpx] [--pairs 7]
 
 Makes a fresh database beside the one `--url` names (dropped afterwards), enrolls
 2 x `--patients` patients, and moves each through `hold` (with a reason) and `resume`,
 `--rounds` times a measurement: half the patients in process (`--clients` threads on one
 Clinic, as the service runs its routes in a thread pool), the other half through `pathway
-serve` with `--clients` client processes, each on one keep-alive connection (the standard
-library's http.client by default: the clients share the machine with the server, and
-httpx's own CPU per request is as large as a third of the server's). After one
+serve` with `--clients` client processes, each on one keep-alive connection
+(`serve_clients.py`: by default requests written as bytes on a socket, since the clients
+share the machine with the server and what they cost is taken from it; `--client stdlib`
+or `httpx` for the clients an integrator would write). The service runs `--workers`
+processes, by default one a core, as a service on PostgreSQL is deployed; `--workers 1`
+shows one process each side, where one interpreter lock is the limit. After one
 unmeasured round each way (to warm the pools and the prepared statements) the two
 alternate, `--pairs` times; it prints each pair's rates and ratio, the median ratio
 (target >= 0.5) and the HTTP latency (p50, p99). Nothing is asserted: the
@@ -45,60 +48,9 @@ from sqlalchemy import create_engine, text
 
 from pathway import Clinic
 
-CLIENT = r"""
-import http.client, json, sys, time
-url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-patients = sys.argv[4].split(",")
-host, port = url.removeprefix("http://").split(":")
-conn = http.client.HTTPConnection(host, int(port), timeout=60)  # one keep-alive connection
-headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-conn.request("GET", "/healthz")
-conn.getresponse().read()  # connected and warm; then one measurement per "go"
-print("ready", flush=True)
-while sys.stdin.readline().strip() == "go":
-    for attempt in range(5):  # uvicorn closes a keep-alive connection idle for 5 s: reconnect
-        try:
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            break
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            time.sleep(0.05 * attempt)
-    else:
-        sys.exit("cannot reach the service")
-    latencies = []
-    for _ in range(rounds):
-        for p in patients:
-            for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
-                began = time.perf_counter()
-                conn.request("POST", f"/v1/patients/{p}/transitions", json.dumps(body), headers)
-                r = conn.getresponse()
-                text = r.read()
-                latencies.append(time.perf_counter() - began)
-                if r.status != 200:
-                    sys.exit(f"{r.status} {text!r}")
-    print(json.dumps(latencies), flush=True)
-"""
+sys.path.insert(0, str(Path(__file__).parent))
 
-HTTPX_CLIENT = r"""
-import json, sys, time, httpx
-url, token, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-patients = sys.argv[4].split(",")
-with httpx.Client(base_url=url, headers={"Authorization": "Bearer " + token}, timeout=60) as c:
-    c.get("/healthz")  # connected and warm; then one measurement per "go"
-    print("ready", flush=True)
-    while sys.stdin.readline().strip() == "go":
-        latencies = []
-        for _ in range(rounds):
-            for p in patients:
-                for body in ({"trigger": "hold", "reason": "bench"}, {"trigger": "resume"}):
-                    began = time.perf_counter()
-                    r = c.post(f"/v1/patients/{p}/transitions", json=body)
-                    latencies.append(time.perf_counter() - began)
-                    if r.status_code != 200:
-                        sys.exit(f"{r.status_code} {r.text}")
-        print(json.dumps(latencies), flush=True)
-"""
+from serve_clients import CLIENTS
 
 
 def fresh_database(url: str) -> tuple[str, str]:
@@ -184,6 +136,13 @@ class Cpu:
         medians = [statistics.median(self.samples[n]) for n in names]
         parts = " + ".join(f"{n.split(' ', 1)[1]} {m:.2f}" for n, m in zip(names, medians, strict=True))
         return f"{parts} = {sum(medians):.2f} ms"
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def split(items: list[str], parts: int) -> list[list[str]]:
@@ -302,13 +261,20 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=cores(),
+        help="service worker processes (default: one a core this process may use, as a service on "
+        "PostgreSQL is run; the in-process side is one process whatever this says)",
+    )
     parser.add_argument(
         "--client",
-        choices=("stdlib", "httpx"),
-        default="stdlib",
-        help="the clients' HTTP library: stdlib http.client (lean) or httpx (about 1 ms of CPU a "
-        "request, which on a small machine is taken from the server)",
+        choices=tuple(CLIENTS),
+        default="raw",
+        help="how the clients speak HTTP: raw (bytes on a socket, about 0.05 ms of CPU a request), "
+        "stdlib (http.client, about 0.17 ms) or httpx (about 1 ms); on a small machine what the "
+        "clients cost is taken from the server",
     )
     parser.add_argument(
         "--pairs",
@@ -333,7 +299,7 @@ def main() -> int:
             with clinic.batch():
                 for p in local + remote:
                     clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
-            client = CLIENT if args.client == "stdlib" else HTTPX_CLIENT
+            client = CLIENTS[args.client]
             options = ("--pin-cpus",) if args.pin else ()
             service = Service(db, remote, args.rounds, args.clients, args.workers, client, options)
             steps = args.patients * args.rounds * 2

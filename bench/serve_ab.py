@@ -2,7 +2,8 @@
 other options, measured in turn, to tell an option's effect from the machine's drift.
 
     python bench/serve_ab.py --b=--pin-cpus [--a=OPTIONS] [--workers 1] [--rounds 8]
-                             [--patients 150] [--clients 8] [--url postgresql://...]
+                             [--patients 150] [--clients 8] [--client raw|stdlib|httpx]
+                             [--url postgresql://...]
 
 Each service gets its own patients and `--clients` keep-alive client processes (as
 `bench/serve.py`); the two are measured alternately (A B, then B A, ...) `--rounds`
@@ -22,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from serve import CLIENT, Service, children, cpu_seconds, drop_database, fresh_database
+from serve import Service, children, cpu_seconds, drop_database, fresh_database
+from serve_clients import CLIENTS
 
 from pathway import Clinic
 
@@ -41,6 +43,7 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=150)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--client", choices=tuple(CLIENTS), default="raw", help="as bench/serve.py's")
     args = parser.parse_args()
     db, name = fresh_database(args.url)
     services: dict[str, Service] = {}
@@ -51,7 +54,8 @@ def main() -> int:
                 clinic.enroll(p, "cervical-neurotomy", at="2026-06-01")
         for k, options in (("A", args.a), ("B", args.b)):
             options_of = tuple(shlex.split(options))
-            services[k] = Service(db, mine[k], 2, args.clients, args.workers, CLIENT, options_of)
+            client = CLIENTS[args.client]
+            services[k] = Service(db, mine[k], 2, args.clients, args.workers, client, options_of)
             services[k].measure()  # warm: pools, prepared statements
         steps = args.patients * 2 * 2
         cpu: dict[str, list[float]] = {"A": [], "B": []}

@@ -54,6 +54,8 @@ class Metrics:
             registry=r,
         )
 
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def changed(self, kind: str) -> None:
         self.changes.labels(kind).inc()
 
@@ -62,8 +64,15 @@ class Metrics:
             self.refusals.labels(type(exc).__name__).inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        if method not in _METHODS:  # a client's made-up method is not a new series
+            method = "OTHER"
+        key = (method, route, status)
+        found = self._per_request.get(key)
+        if found is None:  # `labels()` validates and locks: once per route and status
+            found = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._per_request[key] = found
+        found[0].inc()
+        found[1].observe(seconds)
 
     def exposition(self, clinic: Any) -> bytes:
         pending = clinic.outbox(pending_only=True, limit=1)
@@ -79,6 +88,9 @@ class Metrics:
             MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
             return bytes(generate_latest(registry))
         return bytes(generate_latest(self.registry))
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _age(recorded: str | None) -> float:

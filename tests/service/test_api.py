@@ -241,7 +241,13 @@ def test_health_readiness_metrics_and_the_outbox_schema(server: Server) -> None:
         phil.post("/v1/patients/OPS-1/transitions", json={"trigger": "start_evaluation"})
         phil.post("/v1/patients/OPS-1/transitions", json={"trigger": "hold"})
         schema = phil.get("/v1/schemas/outbox").json()
+        for _ in range(3):
+            phil.get("/v1/patients/OPS-1")
+        phil.request("PROPFIND", "/v1/patients/OPS-1")  # a method the API has not: no series of its own
     metrics = httpx.get(server.url + "/metrics").text
+    status = 'pathway_http_requests_total{method="GET",route="/v1/patients/{patient}",status="200"} 3.0'
+    assert status in metrics, metrics
+    assert 'method="OTHER"' in metrics and "PROPFIND" not in metrics
     assert 'pathway_changes_total{kind="advance"}' in metrics
     assert 'pathway_refusals_total{error="GuardRefused"}' in metrics
     assert 'route="/v1/patients/{patient}/transitions"' in metrics
