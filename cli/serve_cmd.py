@@ -15,7 +15,8 @@ from .app import cli, settings
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Worker processes (PostgreSQL; SQLite takes one).",
+    help="Worker processes (PostgreSQL; SQLite takes one). On Linux each listens on a "
+    "socket of its own, so connections spread over them.",
 )
 @click.option(
     "--pin-cpus",

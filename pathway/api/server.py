@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from pathway.api import affinity
+from pathway.api import workers as balanced
 from pathway.api.app import FIELDS, create_app
 from pathway.api.auth import Oidc
 from pathway.clinic import Clinic
@@ -115,18 +116,20 @@ def serve(
     slots = tempfile.mkdtemp(prefix="pathway-cpus-") if pin_cpus else None
     if slots:
         os.environ[affinity.ENV] = slots
+    config: dict[str, Any] = {
+        "app": "pathway.api.server:app_from_environment",
+        "factory": True,
+        "access_log": False,
+        "log_config": _log_config(),
+        "timeout_graceful_shutdown": GRACE,
+        "proxy_headers": False,
+    }
     try:
-        uvicorn.run(
-            "pathway.api.server:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_config=_log_config(),
-            timeout_graceful_shutdown=GRACE,
-            proxy_headers=False,
-        )
+        if workers > 1 and balanced.available():  # a listening socket a worker (workers.py)
+            if balanced.run(workers, host, port, config, GRACE):
+                raise SystemExit(1)
+        else:
+            uvicorn.run(host=host, port=port, workers=workers, **config)
     finally:
         if slots:
             shutil.rmtree(slots, ignore_errors=True)
