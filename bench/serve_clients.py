@@ -8,6 +8,12 @@ a request is taken from what is measured. `raw` (the default) writes each reques
 bytes on a socket and reads the answer by its Content-Length: about 0.05 ms of CPU a
 request, against about 0.17 ms for `stdlib` (http.client) and about 1 ms for `httpx`,
 the clients an integrator would write (measured on a 2-core machine, `/proc`).
+
+`raw` and `stdlib` connect anew for every measurement and keep that connection through
+it. With several workers the kernel hands each new connection to one of them by a hash
+(`pathway/api/workers.py`), so 8 clients fall 4/4 on two workers about a quarter of the
+time and 5/3, 6/2 or 7/1 otherwise; connecting once for a whole run made its median
+ratio that one draw's (0.50 with 6/2, 0.53-0.55 with 5/3, 0.60-0.65 with 4/4).
 """
 
 from __future__ import annotations
@@ -53,17 +59,14 @@ conn = Connection()
 conn.request("GET", "/healthz")  # connected and warm; then one measurement per "go"
 print("ready", flush=True)
 while sys.stdin.readline().strip() == "go":
-    for attempt in range(5):  # uvicorn closes a keep-alive connection idle for 5 s: reconnect
+    conn.sock.close()  # a new connection each measurement (see the module's docstring)
+    for attempt in range(5):
         try:
+            conn = Connection()
             conn.request("GET", "/healthz")
             break
         except OSError:
-            conn.sock.close()
             time.sleep(0.05 * attempt)
-            try:
-                conn = Connection()
-            except OSError:
-                pass
     else:
         sys.exit("cannot reach the service")
     latencies = []
@@ -89,7 +92,8 @@ conn.request("GET", "/healthz")
 conn.getresponse().read()  # connected and warm; then one measurement per "go"
 print("ready", flush=True)
 while sys.stdin.readline().strip() == "go":
-    for attempt in range(5):  # uvicorn closes a keep-alive connection idle for 5 s: reconnect
+    conn.close()  # a new connection each measurement (see the module's docstring)
+    for attempt in range(5):
         try:
             conn.request("GET", "/healthz")
             conn.getresponse().read()
