@@ -14,7 +14,9 @@ would otherwise share this one's connections), then holds it (bound, not listeni
 takes no connection) until the last worker has stopped. It starts a new worker when one
 dies, and stops when one ends before it served (every restart would fail the same way).
 SIGTERM or SIGINT: each worker stops as one worker does (no new connections, requests in
-flight finish, up to `GRACE` seconds), then the parent returns 0.
+flight finish, up to `GRACE` seconds), then the parent returns 0. The workers have a
+process group of their own (Ctrl-C reaches the parent alone, which stops each worker
+once), and a worker whose parent was killed outright gets SIGTERM from the kernel.
 """
 
 from __future__ import annotations
@@ -78,9 +80,11 @@ def _loopback(host: str) -> str:
     return "::1" if host == "::" else host
 
 
-def _worker(host: str, port: int, config: dict[str, Any], ready: Any) -> None:
+def _worker(host: str, port: int, config: dict[str, Any], ready: Any, parent: int) -> None:
     """One worker process: its own listening socket on the shared port, and uvicorn on
     it; `ready` is set once it serves."""
+    import ctypes
+
     import uvicorn
 
     class Worker(uvicorn.Server):
@@ -89,7 +93,10 @@ def _worker(host: str, port: int, config: dict[str, Any], ready: Any) -> None:
             if self.started:
                 ready.set()
 
-    os.setpgid(0, 0)  # Ctrl-C reaches the parent alone, which stops each worker once
+    os.setpgid(0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that took hold
+        return
     sock = _shared(host, port)
     sock.listen(BACKLOG)
     Worker(uvicorn.Config(host=host, port=port, **config)).run(sockets=[sock])
@@ -111,7 +118,7 @@ def run(workers: int, host: str, port: int, config: dict[str, Any], grace: float
 
     def start() -> tuple[Any, Any]:
         ready = spawn.Event()
-        process = spawn.Process(target=_worker, args=(host, port, config, ready))
+        process = spawn.Process(target=_worker, args=(host, port, config, ready, os.getpid()))
         process.start()
         return process, ready
 

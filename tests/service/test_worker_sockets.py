@@ -151,3 +151,22 @@ def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> None:
     began = time.monotonic()
     assert balanced.run(2, "127.0.0.1", port, config, grace=1) == 1
     assert time.monotonic() - began < 30
+
+
+def test_workers_stop_when_the_service_is_killed_outright(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PATHWAY_TEST_DATABASE_URL is not set")
+    for url in _pg_database():
+        server = make_server(url, tmp_path, "--workers", "2")
+        assert server.process is not None
+        pids = workers_of(server)
+        assert len(pids) == 2, pids
+        server.process.kill()  # SIGKILL: the parent cannot stop them itself
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "spawn_main" in cmdline(p)]
+        assert not alive, alive
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url + "/healthz", timeout=2)
