@@ -122,6 +122,22 @@ class Server:
         return Clinic.open(self.db, create=False)
 
 
+def worker_pids(server: Server) -> list[int]:
+    """The serving processes: the workers of `--workers N`, or the one process with one worker."""
+    assert server.process is not None
+    main = server.process.pid
+    children = [int(p) for p in Path(f"/proc/{main}/task/{main}/children").read_text().split()]
+    workers = [p for p in children if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)]
+    return workers or [main]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def make_server(db: str, tmp: Path, *args: str) -> Server:
     with Clinic.open(db) as clinic:
         for name, roles in USERS.items():

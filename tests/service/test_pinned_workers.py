@@ -10,29 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL, _pg_database
-from tests.service.conftest import Server, enroll, make_server
+from tests.service.conftest import enroll, make_server, worker_pids
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
 
 
 def allowed_cores(pid: int) -> set[int]:
     return set(os.sched_getaffinity(pid))
-
-
-def worker_pids(server: Server) -> list[int]:
-    """The serving processes: uvicorn's workers, or the one process with one worker."""
-    assert server.process is not None
-    main = server.process.pid
-    children = [int(p) for p in Path(f"/proc/{main}/task/{main}/children").read_text().split()]
-    workers = [p for p in children if "spawn_main" in _cmdline(p) and "resource_tracker" not in _cmdline(p)]
-    return workers or [main]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text()
-    except OSError:
-        return ""
 
 
 def test_one_worker_keeps_to_one_core(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from pathway.api import workers as balanced
 from tests.conftest import PG_URL, _pg_database
-from tests.service.conftest import Server, make_server
+from tests.service.conftest import Server, cmdline, make_server, worker_pids
 
 pytestmark = [
     pytest.mark.postgres,
@@ -43,26 +43,13 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def workers_of(server: Server, count: int = 2, timeout: float = 30) -> list[int]:
-    """The pids of the service's workers (its children that serve), once there are `count`."""
-    assert server.process is not None
+    """The service's workers, once there are `count` of them."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [p for p in children(server.process.pid) if "spawn_main" in cmdline(p)]
+        found = worker_pids(server)
         if len(found) == count or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def sockets_of(pids: list[int], port: int, state: str) -> dict[str, int]:
@@ -166,7 +153,7 @@ def test_workers_stop_when_the_service_is_killed_outright(tmp_path: Path) -> Non
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
             time.sleep(0.2)
-        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "spawn_main" in cmdline(p)]
+        alive = [p for p in pids if "spawn_main" in cmdline(p)]
         assert not alive, alive
         with pytest.raises(httpx.HTTPError):
             httpx.get(server.url + "/healthz", timeout=2)
